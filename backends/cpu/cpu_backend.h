@@ -1,0 +1,29 @@
+// The CPU backend: each family of methods is defined in the file named for it (unary.cpp, reduce.cpp, ...).
+#pragma once
+#include "backends/backend.h"
+
+namespace tg::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* p) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void binary_scalar(BinaryOp op, const Tensor& a, double b, const Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void reduce(ReduceOp op, const Tensor& x, const Shape& dims, const Tensor& out) override;
+  void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out) override;
+  void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) override;
+  void softmax_backward(const Tensor& y, const Tensor& grad_y, int64_t dim, bool log, const Tensor& grad_x) override;
+  void matmul(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) override;
+  void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) override;
+  void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+  void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+  void triangle(const Tensor& x, int64_t k, bool upper, const Tensor& out) override;
+};
+
+}  // namespace tg::cpu

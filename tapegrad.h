@@ -1,0 +1,15 @@
+// The umbrella header: #include "tapegrad.h" for the whole public API in namespace tg.
+#pragma once
+#include "autograd/engine.h"
+#include "autograd/function.h"
+#include "autograd/gradcheck.h"
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "core/device.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/io/io.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/shape.h"
+#include "core/tensor.h"
