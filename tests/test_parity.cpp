@@ -103,12 +103,12 @@ void run_family(const std::string& family, const Table& table) {
   CHECK(!cases.empty());
   std::set<std::string> used;
   for (auto& [name, c] : cases) {
-    INFO(family, "/", name);
     const OpFn* op = find_op(table, name, used);
-    CHECK_MESSAGE(op != nullptr, "no tapegrad op for fixture case ", name);
+    CHECK_MESSAGE(op != nullptr, "no tapegrad op for fixture case ", family, "/", name);
     if (!op) continue;
     std::string summary;
     try {
+      INFO(family, "/", name);
       for (auto& [in, t] : c.inputs)
         if (t.is_floating_point()) t.requires_grad_();
       std::vector<Tensor> outs = (*op)(c.inputs);
