@@ -20,11 +20,16 @@ void accumulate(Tensor& slot, const Tensor& g) {
   else slot = slot + g;
 }
 
-// Stores g into a leaf's .grad(): steals g when nothing else references it, else copies, then adds in place.
-void accumulate_leaf(TensorImpl* leaf, const Tensor& g, const char* from) {
+// The gradient for a leaf, checked against its shape and converted to its dtype (both engine modes use it).
+Tensor leaf_gradient(const TensorImpl* leaf, const Tensor& g, const char* from) {
   TG_CHECK(g.sizes() == leaf->sizes, "backward: {} produced a gradient of shape {} for a leaf of shape {}", from,
            shape_str(g.sizes()), shape_str(leaf->sizes));
-  Tensor gg = g.dtype() == leaf->dtype ? g : g.to(leaf->dtype);
+  return g.dtype() == leaf->dtype ? g : g.to(leaf->dtype);
+}
+
+// Stores g into a leaf's .grad(): steals g when nothing else references it, else copies, then adds in place.
+void accumulate_leaf(TensorImpl* leaf, const Tensor& g, const char* from) {
+  Tensor gg = leaf_gradient(leaf, g, from);
   if (!leaf->grad.defined()) {
     bool exclusive = gg.impl_ptr().use_count() <= 2 && gg.storage().use_count() == 1 && gg.is_contiguous();
     leaf->grad = exclusive ? gg.detach() : gg.clone();
@@ -52,6 +57,16 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
 
   // Seed the roots.
   std::vector<Node*> stack;
+  // A backward that throws part-way (a modified saved tensor, a missing formula) must not leave gradients parked
+  // on nodes, where the next backward through them would add them in.
+  struct ClearOnExit {
+    std::vector<Node*>& a;
+    std::vector<Node*>& b;
+    ~ClearOnExit() {
+      for (Node* n : a) n->grad_accum = Tensor();
+      for (Node* n : b) n->grad_accum = Tensor();
+    }
+  } clear_on_exit{stack, run.order};
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& r = roots[i];
     TG_CHECK(r.defined(), "backward: output {} is an undefined tensor", i);
@@ -114,7 +129,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       } else if (e.leaf) {
         if (run_capture) {
           auto it = run.capture.find(e.leaf.get());
-          if (it != run.capture.end()) accumulate(run.captured[it->second], sum_to(gin[i], e.leaf->sizes));
+          if (it != run.capture.end())
+            accumulate(run.captured[it->second], leaf_gradient(e.leaf.get(), gin[i], n->name.c_str()));
         } else {
           accumulate_leaf(e.leaf.get(), gin[i], n->name.c_str());
         }

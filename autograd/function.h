@@ -52,11 +52,12 @@ template <class F> struct Function {
     if (!needs_grad(inputs)) return out;
     // The op's output must be a fresh tensor: give forward's result its own handle so no other tensor shares the node.
     out = out.detach();
-    record(name(), out, inputs, std::move(ctx->to_save_), [ctx, n = inputs.size()](const Tensor& g, const Node& node) {
+    record(op_name(), out, inputs, std::move(ctx->to_save_), [ctx, n = inputs.size()](const Tensor& g, const Node& node) {
       ctx->saved_.clear();
       for (size_t i = 0; i < node.saved.size(); ++i) ctx->saved_.push_back(node.saved_tensor(i));
       std::vector<Tensor> grads = F::backward(*ctx, g);
-      TG_CHECK(grads.size() == n, "{}: backward returned {} gradients for {} tensor inputs", name(), grads.size(), n);
+      TG_CHECK(grads.size() == n, "{}: backward returned {} gradients for {} tensor inputs", op_name(), grads.size(),
+               n);
       ctx->saved_.clear();
       return grads;
     });
@@ -64,7 +65,8 @@ template <class F> struct Function {
   }
 
  private:
-  static const char* name() {
+  // Not called name(): F inherits this class's members, so F::name() would find it and recurse when F has none.
+  static const char* op_name() {
     if constexpr (requires { F::name(); }) return F::name();
     else return typeid(F).name();
   }

@@ -28,6 +28,26 @@ inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
 
 enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, ArgMin };
 
+// The scalars of one fused optimizer update (see Backend::optim_update). Kernels convert each to the parameter's
+// dtype where PyTorch does, so float32 parameters round as torch.optim's do.
+enum class OptimKind : uint8_t {
+  SGD,    // s0 = momentum buffer (when momentum != 0)
+  Adam,   // s0 = exp_avg, s1 = exp_avg_sq, s2 = max_exp_avg_sq (amsgrad); L2 decay, or decoupled when `decoupled`
+  SPAM,   // s0 = exp_avg, s1 = exp_avg_sq; reset, spike clipping and decoupled decay as in SPAM's official code
+};
+struct OptimUpdate {
+  OptimKind kind = OptimKind::SGD;
+  double lr = 0, weight_decay = 0;
+  double momentum = 0, dampening = 0;   // SGD
+  bool nesterov = false, first = false; // SGD: first = the momentum buffer is initialised from this gradient
+  double beta1 = 0, beta2 = 0, eps = 0; // Adam, SPAM
+  double step_size = 0;                 // Adam: lr / bias_correction1; SPAM: lr * sqrt(bc2) / bc1 * warm-up scale
+  double bias_correction2_sqrt = 1;     // Adam
+  bool amsgrad = false, decoupled = false;  // Adam
+  bool reset = false, clip = false;     // SPAM: zero both moments first; clip spikes with threshold * exp_avg_sq
+  double threshold = 0;                 // SPAM
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -63,6 +83,37 @@ class Backend {
   virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
   // Keeps the lower (or upper) triangle of the last two dims relative to diagonal k, zeroing the rest.
   virtual void triangle(const Tensor& x, int64_t k, bool upper, const Tensor& out) = 0;
+
+  // ---- fused optimizer kernels (backends/cpu/optim_update.cpp)
+  // One in-place pass over a parameter p, its gradient g and its state tensors s0..s2 (each p's shape and dtype,
+  // undefined where the update does not use them), computing in p's dtype in PyTorch's operation order.
+  virtual void optim_update(const OptimUpdate& u, const Tensor& p, const Tensor& g, const Tensor& s0,
+                            const Tensor& s1, const Tensor& s2) = 0;
+
+  // ---- fused nn kernels (backends/cpu/nn_fused.cpp), each the forward or backward of one op in nn/fused.cpp.
+  // Inputs are contiguous unless noted; undefined optional tensors mean "none".
+  // out [M, N] = x [M, K] @ w[N, K]^T + bias [N]: the bias rows are written first and the GEMM accumulates onto them.
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) = 0;
+  // Per row r of logits [R, C] with target t_r (int64 [R]) and smoothing s: lse[r] = logsumexp(x[r]) and
+  // loss[r] = lse[r] - (1 - s) x[r, t_r] - s / C sum_c x[r, c], or 0 where t_r == ignore_index. Returns the number
+  // of rows not ignored; a tg::Error for a target outside [0, C).
+  virtual int64_t cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                                const Tensor& loss, const Tensor& lse) = 0;
+  // grad[r, c] = grad_loss[r] * (exp(x[r, c] - lse[r]) - (1 - s) [c == t_r] - s / C), zero on ignored rows.
+  // grad_loss [R] may be strided (a broadcast scalar has stride 0).
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse,
+                                      const Tensor& grad_loss, int64_t ignore_index, double smoothing,
+                                      const Tensor& grad) = 0;
+  // Normalises each row of x [R, D]: layer norm (center: subtract the mean; mean [R] is written) or RMS norm (no
+  // centring; mean is undefined), rstd [R] = 1 / sqrt(var + eps) (var = mean square for RMS), then
+  // out = xhat * weight + bias (weight, bias [D] optional).
+  virtual void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, bool center,
+                    const Tensor& out, const Tensor& mean, const Tensor& rstd) = 0;
+  // The gradients of norm for grad_out [R, D]: grad_x [R, D], grad_weight [D], grad_bias [D]; each output is
+  // written only if defined.
+  virtual void norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                             const Tensor& rstd, bool center, const Tensor& grad_x, const Tensor& grad_weight,
+                             const Tensor& grad_bias) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.

@@ -1,6 +1,7 @@
 // Element types, their sizes and names, type promotion, and dispatch from a runtime dtype to a C++ type.
 #pragma once
 #include <cstddef>
+#include <ostream>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -83,6 +84,8 @@ template <class F> decltype(auto) dispatch_floating(DType t, const char* op, F&&
     default: TG_ERROR("{}: expected a floating dtype (float32 or float64), got {}", op, dtype_name(t));
   }
 }
+
+inline std::ostream& operator<<(std::ostream& os, DType t) { return os << dtype_name(t); }
 
 }  // namespace tg
 

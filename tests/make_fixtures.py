@@ -10,8 +10,10 @@ gradients of (out * w).sum() with respect to each floating input as "NAME.grad.<
 indices int64, masks bool. The C++ side maps NAME (up to an optional "@variant" suffix) to the tapegrad op.
 """
 import json
+import math
 import os
 import struct
+import warnings
 
 import numpy as np
 import torch
@@ -55,6 +57,7 @@ class Family:
 
     def case(self, name, fn, **inputs):
         assert not any(k.startswith(name + ".") for k in self.tensors), name
+        assert "w" not in inputs, "an input named 'w' would collide with the output weight"
         leaves = {k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in inputs.items()}
         out = fn(**leaves)
         outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
@@ -192,6 +195,251 @@ def index():
     return fam
 
 
+def nn_fixtures():
+    """tests/test_nn_parity.cpp: layers (their parameters stored under their state_dict names, so the C++ side loads
+    them with load_state_dict) and the losses. Seeded on its own, so adding cases here leaves the other files alone."""
+    torch.manual_seed(4)
+    fam = Family("nn")
+
+    def module_case(name, m, **inputs):
+        m = m.double()
+        for k, p in m.named_parameters():  # non-trivial affine parameters, so that their gradients mean something
+            if "norm" in name:
+                p.data = randn(*p.shape)
+        params = dict(m.named_parameters())
+
+        def fn(**kw):
+            for k in params:  # run the module with the case's leaf tensors as its parameters
+                mod, _, attr = k.rpartition(".")
+                owner = m.get_submodule(mod) if mod else m
+                delattr(owner, attr)
+                setattr(owner, attr, kw.pop(k))
+            return m(**kw)
+
+        fam.case(name, fn, **inputs, **{k: p.detach().clone() for k, p in params.items()})
+
+    module_case("linear", torch.nn.Linear(4, 5), input=randn(2, 3, 4))
+    module_case("linear_nobias", torch.nn.Linear(4, 2, bias=False), input=randn(3, 4))
+    module_case("mlp", torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)), input=randn(5, 4))
+    module_case("embedding", torch.nn.Embedding(6, 3), input=torch.tensor([[0, 5, 2, 5], [1, 1, 3, 0]]))
+    module_case("embedding_pad", torch.nn.Embedding(6, 3, padding_idx=1), input=torch.tensor([[0, 1, 2, 1], [1, 4, 3, 0]]))
+    module_case("layer_norm", torch.nn.LayerNorm(5), input=randn(2, 3, 5))
+    module_case("layer_norm_2d", torch.nn.LayerNorm([3, 5], eps=1e-3), input=randn(2, 3, 5))
+    module_case("conv1d", torch.nn.Conv1d(4, 6, 3, padding=1), input=randn(2, 4, 7))
+    module_case("conv1d_strided", torch.nn.Conv1d(4, 3, 3, stride=2, dilation=2, padding=2), input=randn(2, 4, 9))
+    module_case("conv1d_groups", torch.nn.Conv1d(4, 6, 3, groups=2), input=randn(2, 4, 6))
+    module_case("conv1d_unbatched", torch.nn.Conv1d(3, 2, 2, bias=False), input=randn(3, 5))
+    # The causal depthwise convolution of Mamba: pad k - 1 on both sides, keep the first L outputs.
+    dw = torch.nn.Conv1d(4, 4, 3, groups=4, padding=2).double()
+    fam.case("conv1d_causal_depthwise", lambda x, weight, bias: F.conv1d(x, weight, bias, padding=2, groups=4)[..., :6],
+             x=randn(2, 4, 6), weight=dw.weight.detach().clone(), bias=dw.bias.detach().clone())
+
+    def rms_norm(x, weight, eps):  # torch.nn.RMSNorm (PyTorch >= 2.4) written out for 1.13
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+    fam.case("rms_norm", lambda x, weight: rms_norm(x, weight, 1e-6), x=randn(3, 6), weight=randn(6))
+    fam.case("rms_norm@eps_default", lambda x, weight: rms_norm(x, weight, torch.finfo(D).eps), x=randn(2, 3, 4),
+             weight=randn(4))
+
+    targets = torch.tensor([3, 0, -100, 6, 2])
+    logits = randn(5, 7) * 2
+    for red in ("mean", "sum", "none"):
+        fam.case("cross_entropy_" + red, lambda x, t, red=red: F.cross_entropy(x, t, reduction=red), x=logits, t=targets)
+        fam.case("cross_entropy_smooth_" + red,
+                 lambda x, t, red=red: F.cross_entropy(x, t, reduction=red, label_smoothing=0.1), x=logits, t=targets)
+    fam.case("cross_entropy_ignore2", lambda x, t: F.cross_entropy(x, t, ignore_index=2, label_smoothing=0.25),
+             x=logits, t=torch.tensor([3, 2, 1, 6, 2]))
+    fam.case("cross_entropy_kdim", lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1), x=randn(2, 4, 3),
+             t=torch.tensor([[0, 3, -100], [2, 1, 1]]))
+    fam.case("cross_entropy_unbatched", lambda x, t: F.cross_entropy(x, t), x=randn(7), t=torch.tensor(4))
+    for red in ("mean", "none"):
+        fam.case("nll_loss_" + red, lambda x, t, red=red: F.nll_loss(x, t, reduction=red),
+                 x=torch.log_softmax(randn(5, 7), -1), t=targets)
+    for red in ("mean", "sum", "none"):
+        fam.case("mse_loss_" + red, lambda a, b, red=red: F.mse_loss(a, b, reduction=red), a=randn(3, 4), b=randn(3, 4))
+    big = randn(4, 3) * 3
+    big[0, 0], big[1, 1] = 40.0, -40.0  # the stable form must stay finite and exact here
+    y = torch.rand(4, 3, dtype=D)
+    fam.case("bce_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y), x=big, y=y)
+    fam.case("bce_logits_weights", lambda x, y, weight, pos_weight: F.binary_cross_entropy_with_logits(
+        x, y, weight=weight.detach(), pos_weight=pos_weight.detach(), reduction="sum"), x=big, y=y,
+        weight=torch.rand(4, 3, dtype=D), pos_weight=torch.rand(3, dtype=D) + 0.5)
+    return fam
+
+
+class CosineDecay:
+    """SPAM's warm-up helper (galore_torch/SPAM.py): a CosineAnnealingLR(T_max = N + 1) queried at an explicit step."""
+
+    def __init__(self, death_rate, t_max, eta_min=0.0):
+        self.sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=death_rate)
+        self.stepper = torch.optim.lr_scheduler.CosineAnnealingLR(self.sgd, t_max + 1, eta_min)
+        self.t_max, self.eta_min = t_max, eta_min
+
+    def get_dr(self, current_step):
+        if current_step >= self.t_max:
+            return self.eta_min
+        with warnings.catch_warnings():  # step(epoch) is deprecated, and is what the official code calls
+            warnings.simplefilter("ignore")
+            self.stepper.step(current_step)
+        return self.sgd.param_groups[0]["lr"]
+
+
+class SpamReference(torch.optim.Optimizer):
+    """SPAM (Huang et al. 2025) transcribed from the official galore_torch/SPAM.py, dense path (no density masks).
+
+    Global total_step and current_step (starting at N + 1); moments zeroed at 1-based steps DeltaT, 2 DeltaT, ...
+    without resetting the per-parameter step; spike clipping against the raw previous exp_avg_sq, skipped in the first
+    grad_accu_steps steps and as many after each reset; eps outside sqrt(v); decoupled decay with the plain lr."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, correct_bias=True,
+                 warmup_steps=150, threshold=5000, DeltaT=500, grad_accu_steps=20):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias))
+        self.warmup = CosineDecay(0.99, warmup_steps)
+        self.threshold, self.DeltaT, self.grad_accu_steps = threshold, DeltaT, grad_accu_steps
+        self.total_step, self.current_step = 0, warmup_steps + 1
+        self.scales, self.clipped = [], []  # per step, for the tests
+
+    @torch.no_grad()
+    def step(self):
+        scale_factor = 1 - self.warmup.get_dr(self.current_step)
+        self.scales.append(scale_factor)
+        clipped = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                if "step" not in state:
+                    state["step"] = 0
+                if "exp_avg" not in state:
+                    state["exp_avg"] = torch.zeros_like(grad)
+                    state["exp_avg_sq"] = torch.zeros_like(grad)
+                if (self.total_step + 1) % self.DeltaT == 0:
+                    state["exp_avg"] = torch.zeros_like(grad)
+                    state["exp_avg_sq"] = torch.zeros_like(grad)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                beta1, beta2 = group["betas"]
+                state["step"] += 1
+                if self.threshold != 0:
+                    current_step = self.total_step + 1
+                    if current_step >= self.grad_accu_steps and current_step % self.DeltaT >= self.grad_accu_steps:
+                        mask = (grad ** 2) > (self.threshold * exp_avg_sq)
+                        clipped += int(mask.sum())
+                        grad[mask] = grad[mask].sign() * torch.sqrt(exp_avg_sq[mask] * self.threshold)
+                exp_avg.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denom = exp_avg_sq.sqrt().add_(group["eps"])
+                step_size = group["lr"]
+                if group["correct_bias"]:
+                    bias_correction1 = 1.0 - beta1 ** state["step"]
+                    bias_correction2 = 1.0 - beta2 ** state["step"]
+                    step_size *= math.sqrt(bias_correction2) / bias_correction1
+                norm_grad = exp_avg / denom
+                p.add_(norm_grad, alpha=-step_size * scale_factor)
+                if group["weight_decay"] > 0.0:
+                    p.add_(p, alpha=(-group["lr"] * group["weight_decay"]))
+        self.clipped.append(clipped)
+        self.total_step += 1
+        self.current_step += 1
+        if self.total_step != 0 and (self.total_step + 1) % self.DeltaT == 0:
+            self.current_step = 0
+
+
+def optim_fixtures():
+    """tests/test_optim_parity.cpp: optimizer trajectories over 100 steps of fixed gradients (params [2, 3] and [3]),
+    from torch.optim and from SpamReference, with schedules and gradient clipping. Keys:
+      seq.<dt>.init.<k>, seq.<dt>.grads.<k> [100, ...]   the shared start and gradients (dt f32 / f64)
+      <case>.final.<k>, <case>.step<s>.<k>               params after 100 steps and after step s (1, 2, 50)
+      spam*.scale, spam*.clipped                         SPAM's warm-up factor and clipped-element count per step
+    Seeded on its own generator, so it leaves the other fixture files alone."""
+    gen = torch.Generator().manual_seed(2025)
+    steps, shapes, keep = 100, [(2, 3), (3,)], (1, 2, 50)
+    fam = Family("optim")
+    t = fam.tensors
+    seqs = {}
+    for tag, dt in (("f32", torch.float32), ("f64", torch.float64)):
+        init = [torch.randn(s, generator=gen, dtype=torch.float64).to(dt) for s in shapes]
+        grads = [torch.randn((steps,) + s, generator=gen, dtype=torch.float64).to(dt) for s in shapes]
+        seqs[tag] = (init, grads)
+        for k in range(len(shapes)):
+            t[f"seq.{tag}.init.{k}"], t[f"seq.{tag}.grads.{k}"] = init[k], grads[k]
+    # SPAM's gradients: the f32 sequence with spikes (x60 on a few elements) that its clipping must catch.
+    spiky = [g.clone() for g in seqs["f32"][1]]
+    for step, k, idx in ((30, 0, (1, 2)), (31, 1, (0,)), (57, 0, (0, 1)), (63, 1, (2,)), (90, 0, (1, 0))):
+        spiky[k][(step,) + idx] *= 60
+    seqs["spiky"] = (seqs["f32"][0], spiky)
+    for k in range(len(shapes)):
+        t[f"seq.spiky.grads.{k}"] = spiky[k]
+
+    def run(name, make, seq="f32", groups=None):
+        init, grads = seqs[seq]
+        params = [p.clone().requires_grad_() for p in init]
+        opt = make(params if groups is None else groups(params))
+        for s in range(steps):
+            for p, g in zip(params, grads):
+                p.grad = g[s].clone()  # a copy: SPAM's clipping writes into p.grad
+            opt.step()
+            if s + 1 in keep:
+                for k, p in enumerate(params):
+                    t[f"{name}.step{s + 1}.{k}"] = p.detach().clone()
+        for k, p in enumerate(params):
+            t[f"{name}.final.{k}"] = p.detach().clone()
+        return opt
+
+    O = torch.optim
+    run("sgd", lambda ps: O.SGD(ps, lr=0.1))
+    run("sgd_momentum", lambda ps: O.SGD(ps, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01))
+    run("sgd_nesterov", lambda ps: O.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3))
+    run("adam", lambda ps: O.Adam(ps, lr=0.01))
+    run("adam_l2_amsgrad", lambda ps: O.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True))
+    run("adamw", lambda ps: O.AdamW(ps, lr=0.01, weight_decay=0.1))
+    run("adamw_groups", lambda gs: O.AdamW(gs, lr=0.01, weight_decay=0.1),
+        groups=lambda ps: [{"params": [ps[0]], "lr": 0.02}, {"params": [ps[1]], "weight_decay": 0.0}])
+    run("adam_f64", lambda ps: O.Adam(ps, lr=0.01, weight_decay=0.01), seq="f64")
+    run("sgd_momentum_f64", lambda ps: O.SGD(ps, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01), seq="f64")
+    for name, kw in (("spam", dict(lr=0.01, DeltaT=40, warmup_steps=10, threshold=100, weight_decay=0.05)),
+                     ("spam_defaults", dict(lr=0.01))):
+        opt = run(name, lambda ps, kw=kw: SpamReference(ps, **kw), seq="spiky")
+        t[name + ".scale"] = torch.tensor(opt.scales, dtype=torch.float64)
+        t[name + ".clipped"] = torch.tensor(opt.clipped, dtype=torch.int64)
+
+    # Schedules: the lr (and momentum) that torch.optim.lr_scheduler sets after construction and after each step.
+    def schedule(name, opt, sched, n, momentum=None):
+        lrs, moms = [], []
+        for s in range(n):
+            lrs.append(opt.param_groups[0]["lr"])
+            if momentum:
+                moms.append(momentum(opt.param_groups[0]))
+            if s + 1 < n:
+                opt.step()
+                sched.step()
+        t[f"sched.{name}.lr"] = torch.tensor(lrs, dtype=torch.float64)
+        if momentum:
+            t[f"sched.{name}.momentum"] = torch.tensor(moms, dtype=torch.float64)
+
+    w = [torch.nn.Parameter(torch.zeros(1))]
+    opt = O.SGD(w, lr=0.1, momentum=0.9)
+    schedule("onecycle_sgd", opt, O.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100), 100,
+             lambda g: g["momentum"])
+    opt = O.Adam(w, lr=1e-3)
+    schedule("onecycle_adam", opt, O.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=37, pct_start=0.25), 37,
+             lambda g: g["betas"][0])
+    opt = O.SGD(w, lr=0.1)
+    schedule("steplr", opt, O.lr_scheduler.StepLR(opt, step_size=7, gamma=0.5), 30)
+
+    # clip_grad_norm_ over two gradients, per norm type and max_norm (the last one does not clip).
+    g0, g1 = torch.randn(3, 4, generator=gen, dtype=D), torch.randn(5, generator=gen, dtype=D)
+    t["clip.g.0"], t["clip.g.1"] = g0, g1
+    for tag, norm, max_norm in (("l2", 2.0, 1.0), ("l1", 1.0, 2.0), ("inf", math.inf, 0.5), ("l3", 3.0, 0.7),
+                                ("l2_noclip", 2.0, 100.0)):
+        ps = [torch.zeros(3, 4, dtype=D, requires_grad=True), torch.zeros(5, dtype=D, requires_grad=True)]
+        ps[0].grad, ps[1].grad = g0.clone(), g1.clone()
+        total = torch.nn.utils.clip_grad_norm_(ps, max_norm, norm_type=norm)
+        t[f"clip.{tag}.total"] = total.detach().clone()
+        t[f"clip.{tag}.out.0"], t[f"clip.{tag}.out.1"] = ps[0].grad, ps[1].grad
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -208,7 +456,7 @@ def npy_fixtures():
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
-    for fam in (unary(), binary(), reduce(), matmul(), index()):
+    for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")

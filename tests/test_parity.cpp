@@ -12,79 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "parity.h"
 #include "tapegrad.h"
 
 using tg::Tensor;
 
 namespace {
 
-#ifdef TG_FIXTURE_DIR
-const std::string kFixtures = TG_FIXTURE_DIR;
-#else
-const std::string kFixtures = "tests/fixtures";
-#endif
-
-constexpr double kTol = 1e-10;
-
-using Inputs = std::map<std::string, Tensor>;
+using namespace tg_test;
 using OpFn = std::function<std::vector<Tensor>(const Inputs&)>;
 using Table = std::map<std::string, OpFn>;
-
-struct Case {
-  Inputs inputs;
-  std::map<int, Tensor> outs;  // "out" is 0, "out1" is 1, ...
-  Tensor w;
-  Inputs grads;  // by input name
-};
-
-// Groups a fixture file's tensors by case name (the part of the key before the first '.').
-std::map<std::string, Case> load_cases(const std::string& path) {
-  std::map<std::string, Case> cases;
-  for (auto& [key, t] : tg::io::load_safetensors(path)) {
-    auto dot = key.find('.');
-    REQUIRE_MESSAGE(dot != std::string::npos, "fixture key without a case name: ", key);
-    Case& c = cases[key.substr(0, dot)];
-    std::string field = key.substr(dot + 1);
-    if (field == "w")
-      c.w = t;
-    else if (field.rfind("grad.", 0) == 0)
-      c.grads[field.substr(5)] = t;
-    else if (field.rfind("out", 0) == 0)
-      c.outs[field == "out" ? 0 : std::stoi(field.substr(3))] = t;
-    else
-      c.inputs[field] = t;
-  }
-  return cases;
-}
-
-// Max |got - want| over all elements; infinite where exactly one side is NaN.
-double max_diff(const Tensor& got, const Tensor& want) {
-  auto g = got.to_vector<double>(), w = want.to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (std::isnan(g[i]) || std::isnan(w[i])) {
-      if (!(std::isnan(g[i]) && std::isnan(w[i]))) return std::numeric_limits<double>::infinity();
-      continue;
-    }
-    m = std::max(m, std::abs(g[i] - w[i]));
-  }
-  return m;
-}
-
-// Checks got against the fixture's want and appends " what=<max diff>" to summary.
-void compare(const std::string& what, const Tensor& got, const Tensor& want, std::string& summary) {
-  INFO(what);
-  CHECK(got.defined());
-  if (!got.defined()) return;
-  CHECK_MESSAGE(got.sizes() == want.sizes(), "shape: got ", tg::shape_str(got.sizes()), ", want ",
-                tg::shape_str(want.sizes()));
-  CHECK_MESSAGE(got.dtype() == want.dtype(), "dtype: got ", tg::dtype_name(got.dtype()), ", want ",
-                tg::dtype_name(want.dtype()));
-  if (got.sizes() != want.sizes()) return;
-  double d = max_diff(got, want);
-  CHECK_MESSAGE(d <= kTol, "max |diff| = ", d, "\ngot:  ", got.str(), "\nwant: ", want.str());
-  summary += fmt::format(" {}={:.1e}", what, d);
-}
 
 // The op for a case: its exact name, or the name before '@' ("exp@0d" runs "exp").
 const OpFn* find_op(const Table& table, const std::string& name, std::set<std::string>& used) {

@@ -149,7 +149,10 @@ Tensor div(const Tensor& a, double b) {
   return record1("div", a, run_scalar(BinaryOp::Div, a, b), {}, [b](const Tensor& g, const Node&) { return g / b; });
 }
 Tensor rsub(const Tensor& a, double b) {
-  Tensor out = run_scalar(BinaryOp::Mul, a, -1.0);
+  detail::check_defined("rsub", a);
+  Tensor x = a.to(scalar_dtype(BinaryOp::Sub, a.dtype(), b));  // 0.5 - int64 is float32, as in PyTorch
+  Tensor out = empty(x.sizes(), x.options());
+  backend_for(x).binary_scalar(BinaryOp::Mul, x, -1.0, out);
   backend_for(out).binary_scalar(BinaryOp::Add, out, b, out);
   return record1("rsub", a, out, {}, [](const Tensor& g, const Node&) { return neg(g); });
 }

@@ -61,8 +61,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const int64_t M = a.size(-2), N = b.size(-1);
   if (b.dim() == 2) {  // [..., M, K] @ [K, N]: one large GEMM over all rows of a
     Shape out_shape(a.sizes().begin(), a.sizes().end() - 1);
+    const int64_t rows = shape_numel(out_shape);  // explicit: a -1 cannot be inferred when K == 0
     out_shape.push_back(N);
-    Tensor a2 = a.reshape({1, -1, K});
+    Tensor a2 = a.reshape({1, rows, K});
     return bmm_raw(a2, b.unsqueeze(0)).reshape(out_shape);
   }
   Shape ba(a.sizes().begin(), a.sizes().end() - 2), bb(b.sizes().begin(), b.sizes().end() - 2);

@@ -212,7 +212,10 @@ namespace {
 Tensor softmax_impl(const char* name, const Tensor& x, int64_t dim, bool log) {
   detail::check_defined(name, x);
   Tensor in = is_floating(x.dtype()) ? x : x.to(kFloat32);
-  if (x.dim() == 0) return log ? zeros_like(in) : ones_like(in);
+  if (x.dim() == 0) {  // as a 1-element row, so that the result is recorded like any other
+    wrap_dim(dim, 0, name);
+    return softmax_impl(name, x.reshape({1}), 0, log).reshape({});
+  }
   int64_t d = wrap_dim(dim, x.dim(), name);
   Tensor out = empty(in.sizes(), in.options());
   if (out.numel() > 0) backend_for(in).softmax(in, d, log, out);

@@ -24,6 +24,20 @@ class CpuBackend final : public Backend {
   void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
   void triangle(const Tensor& x, int64_t k, bool upper, const Tensor& out) override;
+  // fused optimizer kernels (optim_update.cpp)
+  void optim_update(const OptimUpdate& u, const Tensor& p, const Tensor& g, const Tensor& s0, const Tensor& s1,
+                    const Tensor& s2) override;
+  // fused nn kernels (nn_fused.cpp)
+  void linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) override;
+  int64_t cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                        const Tensor& loss, const Tensor& lse) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse, const Tensor& grad_loss,
+                              int64_t ignore_index, double smoothing, const Tensor& grad) override;
+  void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, bool center, const Tensor& out,
+            const Tensor& mean, const Tensor& rstd) override;
+  void norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                     const Tensor& rstd, bool center, const Tensor& grad_x, const Tensor& grad_weight,
+                     const Tensor& grad_bias) override;
 };
 
 }  // namespace tg::cpu

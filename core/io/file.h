@@ -11,6 +11,7 @@
 #include <string>
 #include <system_error>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
@@ -106,6 +107,12 @@ class AtomicWriter {
       err = errno;
       std::remove(tmp_.c_str());
       TG_ERROR("{}: {}: renaming {} over it failed: {}", op_, path_, tmp_, std::strerror(err));
+    }
+    // fsync the directory too, so the rename itself survives a power loss (best effort: the file is already safe).
+    std::string dir = std::filesystem::path(path_).parent_path().string();
+    if (int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
     }
   }
 
