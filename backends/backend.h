@@ -48,6 +48,33 @@ struct OptimUpdate {
   double threshold = 0;                 // SPAM
 };
 
+// ---- fused rnn kernels: what one recurrent layer, in one direction, reads and writes (see Backend::rnn_forward).
+enum class RnnCell : uint8_t { Tanh, Relu, LSTM, GRU };
+inline int64_t rnn_gate_count(RnnCell c) { return c == RnnCell::LSTM ? 4 : c == RnnCell::GRU ? 3 : 1; }
+
+// Shapes: T steps, B batch rows, I inputs, H hidden units, G = rnn_gate_count gates (PyTorch's order: LSTM i,f,g,o;
+// GRU r,z,n). Every tensor is contiguous; undefined optional ones mean "none".
+struct RnnTensors {
+  RnnCell cell = RnnCell::Tanh;
+  bool reverse = false;      // run from t = T-1 down to 0 (the backward direction of a bidirectional layer)
+  Tensor x;                  // [T, B, I], time-major
+  Tensor h0, c0;             // [B, H] initial state (c0: LSTM only)
+  Tensor w_ih, w_hh;         // [G*H, I], [G*H, H]
+  Tensor b_ih, b_hh;         // [G*H] each, optional
+  Tensor lengths;            // int64 [B], optional: row b is valid for t < lengths[b]; elsewhere the state is carried
+  // Written by rnn_forward, read by rnn_backward:
+  Tensor out;    // [T+2, B, H]: forward  [h0 | h_0 .. h_{T-1} | c_n],  reverse [c_n | h_0 .. h_{T-1} | h0]
+                 // (the outputs in time order between the two; c_n is left zero for non-LSTM cells)
+  Tensor gates;  // [T, B, G*H]: the activated gates per step
+  Tensor aux;    // [T, B, H]: LSTM cell states c_t; GRU W_hn h_{t-1} + b_hn; undefined otherwise
+};
+
+// Gradients of one fused layer: grad_out [T+2, B, H] in; every other field is written when defined.
+struct RnnGrads {
+  Tensor out;
+  Tensor x, h0, c0, w_ih, w_hh, b_ih, b_hh;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -114,6 +141,12 @@ class Backend {
   virtual void norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
                              const Tensor& rstd, bool center, const Tensor& grad_x, const Tensor& grad_weight,
                              const Tensor& grad_bias) = 0;
+
+  // ---- fused rnn kernels (backends/cpu/rnn.cpp), the forward and backward of nn/rnn_fused.cpp's layer op.
+  // rnn_forward fills t.out, t.gates and t.aux: one GEMM projects the whole input sequence, then each step runs one
+  // GEMM for the recurrent part and one pointwise gate kernel. rnn_backward is backpropagation through time.
+  virtual void rnn_forward(const RnnTensors& t) = 0;
+  virtual void rnn_backward(const RnnTensors& t, const RnnGrads& g) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.

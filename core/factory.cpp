@@ -23,19 +23,31 @@ template <class F> Tensor generate(const Shape& sizes, TensorOptions opt, F f) {
   return t;
 }
 
+// Negative sizes are refused by empty() too; checking here names the factory the caller used.
+void check_sizes(const char* op, const Shape& sizes) {
+  for (int64_t d : sizes) TG_CHECK(d >= 0, "{}: negative dimension in shape {}", op, shape_str(sizes));
+}
+
 }  // namespace
 
 Tensor empty_like(const Tensor& t) { return empty(t.sizes(), t.options()); }
 
 Tensor full(const Shape& sizes, double value, TensorOptions opt) {
+  check_sizes("full", sizes);
   Tensor t = empty(sizes, opt.requires_grad(false));
   backend_for(t).fill(t, value);
   if (opt.requires_grad_) t.requires_grad_(true);
   return t;
 }
 
-Tensor zeros(const Shape& sizes, TensorOptions opt) { return full(sizes, 0.0, opt); }
-Tensor ones(const Shape& sizes, TensorOptions opt) { return full(sizes, 1.0, opt); }
+Tensor zeros(const Shape& sizes, TensorOptions opt) {
+  check_sizes("zeros", sizes);
+  return full(sizes, 0.0, opt);
+}
+Tensor ones(const Shape& sizes, TensorOptions opt) {
+  check_sizes("ones", sizes);
+  return full(sizes, 1.0, opt);
+}
 Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), t.options()); }
 Tensor ones_like(const Tensor& t) { return ones(t.sizes(), t.options()); }
 Tensor full_like(const Tensor& t, double value) { return full(t.sizes(), value, t.options()); }
@@ -66,6 +78,7 @@ Tensor eye(int64_t n, TensorOptions opt) {
 
 Tensor rand(const Shape& sizes, TensorOptions opt) {
   TG_CHECK(is_floating(opt.dtype_), "rand: expected a floating dtype, got {}", dtype_name(opt.dtype_));
+  check_sizes("rand", sizes);
   Generator& g = default_generator();
   return generate(sizes, opt, [&]<class T>(int64_t) {
     T v = static_cast<T>(g.uniform());
@@ -75,12 +88,14 @@ Tensor rand(const Shape& sizes, TensorOptions opt) {
 
 Tensor randn(const Shape& sizes, TensorOptions opt) {
   TG_CHECK(is_floating(opt.dtype_), "randn: expected a floating dtype, got {}", dtype_name(opt.dtype_));
+  check_sizes("randn", sizes);
   Generator& g = default_generator();
   return generate(sizes, opt, [&]<class T>(int64_t) { return static_cast<T>(g.normal()); });
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& sizes, TensorOptions opt) {
   TG_CHECK(low < high, "randint: expected low < high, got low={} high={}", low, high);
+  check_sizes("randint", sizes);
   Generator& g = default_generator();
   const auto range = static_cast<uint64_t>(high - low);
   return generate(sizes, opt, [&]<class T>(int64_t) {

@@ -22,6 +22,7 @@ void TensorImpl::refresh_contiguous() {
   numel = shape_numel(sizes);
   int64_t expected = 1;
   contiguous = true;
+  if (numel == 0) return;  // no elements: any strides are dense (as in PyTorch, and as empty() makes them)
   for (size_t i = sizes.size(); i-- > 0;) {
     if (sizes[i] == 1) continue;
     if (strides[i] != expected) {

@@ -116,7 +116,7 @@ int64_t load_checkpoint(const std::string& path, nn::Module& model, optim::Optim
   {
     auto sd = model.state_dict();
     std::map<std::string, Tensor> want(sd.begin(), sd.end());
-    for (const auto& [name, t] : want) {
+    for (const auto& [name, t] : sd) {  // in the module's order, so the first problem reported is the first entry
       auto m = model_sd.find(name);
       TG_CHECK(m != model_sd.end(), "{}: missing entry 'model.{}' (the {} has it, shape {})", op, name, model.name(),
                shape_str(t.sizes()));

@@ -50,7 +50,7 @@ class LRScheduler {
 class ConstantLR : public LRScheduler {
  public:
   explicit ConstantLR(Optimizer& opt);
-  double lr_at(int64_t t, double base) const override { return base; }
+  double lr_at(int64_t, double base) const override { return base; }
   std::string name() const override { return "ConstantLR"; }
 };
 

@@ -440,6 +440,73 @@ def optim_fixtures():
     return fam
 
 
+def rnn_fixtures():
+    """tests/test_rnn_parity.cpp: torch.nn.RNN/LSTM/GRU and their cells. Per case NAME: the module's parameters
+    under their state_dict names, "input" (and "h0", "c0", "lengths" when given), outputs "out" = cat of the
+    flattened (y, h_n[, c_n]) and "out1".. = y, h_n, c_n, and the gradients of (out * w).sum() for the input, the
+    initial state and every parameter. Packed cases run pack_padded_sequence/pad_packed_sequence with "lengths".
+    Seeded on its own generator, so it leaves the other fixture files alone."""
+    torch.manual_seed(5)
+    fam = Family("rnn")
+    t = fam.tensors
+    rnnu = torch.nn.utils.rnn
+
+    def case(name, m, x, state=None, lengths=None, cell=False):
+        m = m.double()
+        leaves = {"input": x.clone().requires_grad_()}
+        if state is not None:
+            for k, v in zip(("h0", "c0"), state if isinstance(state, tuple) else (state,)):
+                leaves[k] = v.clone().requires_grad_()
+        st = tuple(leaves[k] for k in ("h0", "c0") if k in leaves)
+        st = None if not st else st if len(st) > 1 else st[0]
+        if cell:
+            r = m(leaves["input"], st)
+            outs = r if isinstance(r, tuple) else (r,)
+        else:
+            inp = leaves["input"]
+            if lengths is not None:
+                inp = rnnu.pack_padded_sequence(inp, lengths, batch_first=m.batch_first, enforce_sorted=False)
+            y, hn = m(inp, st)
+            if lengths is not None:
+                y = rnnu.pad_packed_sequence(y, batch_first=m.batch_first, total_length=x.shape[1 if m.batch_first else 0])[0]
+            outs = (y,) + (hn if isinstance(hn, tuple) else (hn,))
+        out = torch.cat([o.reshape(-1) for o in outs])
+        w = torch.randn(out.shape, dtype=D)
+        (out * w).sum().backward()
+        for k, v in leaves.items():
+            t[f"{name}.{k}"] = v.detach().clone()
+            t[f"{name}.grad.{k}"] = v.grad
+        for k, p in m.named_parameters():
+            t[f"{name}.{k}"] = p.detach().clone()
+            t[f"{name}.grad.{k}"] = p.grad
+        if lengths is not None:
+            t[f"{name}.lengths"] = lengths
+        t[f"{name}.out"], t[f"{name}.w"] = out.detach(), w
+        for i, o in enumerate(outs):
+            t[f"{name}.out{i + 1}"] = o.detach()
+
+    nn_ = torch.nn
+    case("lstm", nn_.LSTM(3, 4, num_layers=2, batch_first=True, bidirectional=True), randn(2, 5, 3),
+         (randn(4, 2, 4), randn(4, 2, 4)))
+    case("lstm_zero_state", nn_.LSTM(3, 5), randn(4, 2, 3))
+    case("lstm_unbatched", nn_.LSTM(3, 4, num_layers=2), randn(5, 3), (randn(2, 4), randn(2, 4)))
+    case("gru", nn_.GRU(3, 4, num_layers=2, bidirectional=True), randn(5, 2, 3), randn(4, 2, 4))
+    case("gru_nobias", nn_.GRU(3, 4, bias=False, batch_first=True), randn(2, 4, 3), randn(1, 2, 4))
+    case("rnn_tanh", nn_.RNN(3, 4, num_layers=2), randn(5, 2, 3), randn(2, 2, 4))
+    case("rnn_relu", nn_.RNN(3, 4, nonlinearity="relu", bidirectional=True, batch_first=True), randn(3, 4, 3),
+         randn(2, 3, 4))
+    lengths = torch.tensor([5, 2, 4])
+    case("lstm_packed", nn_.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), randn(3, 5, 3),
+         (randn(4, 3, 4), randn(4, 3, 4)), lengths=lengths)
+    case("gru_packed", nn_.GRU(3, 4, bidirectional=True), randn(5, 3, 3), randn(2, 3, 4), lengths=lengths)
+    case("rnn_packed", nn_.RNN(3, 4), randn(5, 3, 3), lengths=torch.tensor([1, 5, 3]))
+    case("lstm_cell", nn_.LSTMCell(3, 4), randn(2, 3), (randn(2, 4), randn(2, 4)), cell=True)
+    case("gru_cell", nn_.GRUCell(3, 4), randn(2, 3), randn(2, 4), cell=True)
+    case("rnn_cell", nn_.RNNCell(3, 4), randn(2, 3), randn(2, 4), cell=True)
+    case("rnn_cell_relu_nobias", nn_.RNNCell(3, 4, bias=False, nonlinearity="relu"), randn(2, 3), cell=True)
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -456,7 +523,7 @@ def npy_fixtures():
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
-    for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures()):
+    for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")

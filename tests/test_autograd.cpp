@@ -26,7 +26,7 @@ template <class F> void check_error(F&& f, std::initializer_list<const char*> pa
     FAIL_CHECK("expected a tg::Error");
   } catch (const tg::Error& e) {
     std::string msg = e.what();
-    for (const char* p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << p << "' not in: " << msg);
+    for (const char* p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << std::string(p) << "' not in: " << msg);
   }
 }
 

@@ -117,6 +117,43 @@ struct Case {
   tg::GradcheckOptions opt = {};
 };
 
+// The same gradient values seeded in another memory layout give the same input gradients: backward formulas and
+// kernels must accept strided, transposed and broadcast (stride-0, as from sum()) incoming gradients.
+bool layout_invariant(const Fn& fn, const V& xs, std::string* report) {
+  V diff;
+  for (const Tensor& x : xs)
+    if (x.requires_grad()) diff.push_back(x);
+  Tensor out = fn(xs);
+  if (!out.requires_grad()) return true;
+  const Shape& s = out.sizes();
+  auto grads = [&](const Tensor& seed) { return tg::autograd::grad({out}, diff, {seed}, true, /*allow_unused=*/true); };
+  auto same = [&](const V& a, const V& b, const char* what) {
+    for (size_t k = 0; k < a.size(); ++k) {
+      if (a[k].defined() != b[k].defined() ||
+          (a[k].defined() && !(a[k].sizes() == b[k].sizes() && tg::allclose(a[k], b[k], 1e-10, 1e-12)))) {
+        *report = std::string("gradient for input ") + std::to_string(k) + " differs with a " + what + " seed";
+        return false;
+      }
+    }
+    return true;
+  };
+  Tensor w = tg::randn(s, tg::kFloat64);
+  V dense = grads(w);
+  if (out.dim() >= 2) {  // the same values, stored transposed
+    Tensor wt = w.transpose(-1, -2).contiguous().transpose(-1, -2);
+    if (!same(dense, grads(wt), "transposed")) return false;
+  }
+  if (out.dim() >= 1) {  // every other element of a bigger buffer
+    Shape big = s;
+    big[0] *= 2;
+    Tensor ws = tg::zeros(big, tg::kFloat64).slice(0, 0, big[0], 2);
+    ws.copy_(w);
+    if (!same(dense, grads(ws), "strided")) return false;
+  }
+  Tensor c = tg::full(s, 0.7, tg::kFloat64);  // a broadcast constant, as sum() sends back
+  return same(grads(c), grads(tg::full({}, 0.7, tg::kFloat64).expand(s)), "broadcast");
+}
+
 void run_cases(const std::vector<Case>& cases) {
   for (const Case& c : cases) {
     for (size_t s = 0; s < c.samples.size(); ++s) {
@@ -136,7 +173,7 @@ void run_cases(const std::vector<Case>& cases) {
         Tensor out = c.fn(xs);
         CHECK_MESSAGE(out.requires_grad() == any_grad, c.name << " sample " << s << " (" << shapes
                                                               << "): output does not require grad");
-        ok = tg::gradcheck(c.fn, xs, c.opt, &report);
+        ok = tg::gradcheck(c.fn, xs, c.opt, &report) && layout_invariant(c.fn, xs, &report);
       } catch (const std::exception& e) {
         report = std::string("threw: ") + e.what();
       }
@@ -319,13 +356,17 @@ TEST_CASE("gradcheck: reductions") {
   cases.push_back({"softmax(0) of 0-d/1-d", [](const V& x) { return tg::softmax(x[0], 0); }, all});
   cases.push_back({"log_softmax(-1) of 0-d/1-d", [](const V& x) { return tg::log_softmax(x[0], -1); }, all});
   // size-0 inputs: reductions over non-empty dims give empty results; sum over an empty dim gives zeros.
-  std::vector<Sample> empty = {{N({0, 3})}};
+  // (T: a transposed size-0 leaf, whose zero-size dim is the outer one of its memory layout)
+  std::vector<Sample> empty = {{N({0, 3})}, {T(N({0, 3}))}, {T(N({3, 0}))}};
   cases.push_back({"sum(size-0, dim 0)", [](const V& x) { return tg::sum(x[0], {0}); }, empty});
   cases.push_back({"sum(size-0)", [](const V& x) { return tg::sum(x[0]); }, empty});
-  cases.push_back({"mean(size-0, dim 1)", [](const V& x) { return tg::mean(x[0], {1}); }, empty});
-  cases.push_back({"amax(size-0, dim 1)", [](const V& x) { return tg::amax(x[0], {1}); }, empty});
-  cases.push_back({"max(size-0, dim 1)", [](const V& x) { return std::get<0>(tg::max(x[0], 1)); }, empty});
-  cases.push_back({"logsumexp(size-0, dim 1)", [](const V& x) { return tg::logsumexp(x[0], {1}); }, empty});
+  cases.push_back({"mean(size-0, dim 1)", [](const V& x) { return tg::mean(x[0], {1}); }, {{N({0, 3})}, {T(N({0, 3}))}}});
+  std::vector<Sample> empty_rows = {{N({0, 3})}, {T(N({0, 3}))}};  // reducing the non-empty dim
+  cases.push_back({"amax(size-0, dim 1)", [](const V& x) { return tg::amax(x[0], {1}); }, empty_rows});
+  cases.push_back({"max(size-0, dim 1)", [](const V& x) { return std::get<0>(tg::max(x[0], 1)); }, empty_rows});
+  cases.push_back({"logsumexp(size-0, dim 1)", [](const V& x) { return tg::logsumexp(x[0], {1}); }, empty_rows});
+  cases.push_back({"var(size-0, dim 1)", [](const V& x) { return tg::var(x[0], {1}); }, empty_rows});
+  cases.push_back({"matmul(size-0)", [](const V& x) { return tg::matmul(x[0], x[0].t()); }, empty});
   cases.push_back({"cumsum(size-0)", [](const V& x) { return tg::cumsum(x[0], 0); }, empty});
   cases.push_back({"softmax(size-0)", [](const V& x) { return tg::softmax(x[0], 1); }, empty});
   cases.push_back({"log_softmax(size-0)", [](const V& x) { return tg::log_softmax(x[0], 0); }, empty});

@@ -113,6 +113,15 @@ TEST_CASE("nn functional: linear is gradchecked and equals matmul + bias") {
   // float32 goes through the BLAS path with bias accumulation.
   Tensor x32 = tg::randn({64, 32}), w32 = tg::randn({48, 32}), b32 = tg::randn({48});
   CHECK(max_abs_diff(F::linear(x32, w32, b32), linear_ref(x32, w32, b32)) < 1e-4);
+  // Products large enough to be split over threads, by rows (M >= N) and by output features (M < N).
+  const int threads = tg::get_num_threads();
+  tg::set_num_threads(2);
+  for (const auto& [m, n] : {std::pair<int64_t, int64_t>{70, 40}, {20, 90}}) {
+    Tensor xb = tg::randn({m, 96}, tg::kFloat64), wb = tg::randn({n, 96}, tg::kFloat64), bb = tg::randn({n}, tg::kFloat64);
+    CHECK(max_abs_diff(F::linear(xb, wb, bb), linear_ref(xb, wb, bb)) < 1e-12);
+    CHECK(max_abs_diff(F::linear(xb, wb), linear_ref(xb, wb, {})) < 1e-12);
+  }
+  tg::set_num_threads(threads);
 }
 
 TEST_CASE("nn functional: cross_entropy matches its composition (reductions, ignore_index, label smoothing)") {

@@ -65,7 +65,7 @@ struct Trainer {
     for (int s = from; s < to; ++s) {
       Tensor x = tg::randn({8, 4});
       Tensor y = x.sum(1, true) * 0.5 + 0.1;
-      Tensor loss = nn::mse_loss(model->forward(x), y);
+      Tensor loss = nn::functional::mse_loss(model->forward(x), y);
       opt->zero_grad();
       loss.backward();
       optim::clip_grad_norm_(opt->parameters(), 1.0);
@@ -179,7 +179,8 @@ TEST_CASE("checkpoint: truncated, corrupt, mismatched and foreign files are erro
       tg::load_checkpoint(file, model ? *model : *target.model, opt ? *opt : *target.opt, rng);
     } catch (const tg::Error& e) {
       threw = true;
-      for (const auto& p : parts) CHECK_MESSAGE(std::string(e.what()).find(p) != std::string::npos, e.what(), " lacks ", p);
+      const std::string msg = e.what();
+      for (const auto& p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, msg, " lacks ", p);
     }
     CHECK_MESSAGE(threw, file, " loaded without an error");
     CHECK(tg::equal(target.model->named_parameters()[0].second, w_before));
@@ -218,9 +219,10 @@ TEST_CASE("checkpoint: truncated, corrupt, mismatched and foreign files are erro
       tg::load_checkpoint(good, *other, opt, rng);
     } catch (const tg::Error& e) {
       threw = true;
-      CHECK_MESSAGE(std::string(e.what()).find(good) != std::string::npos, e.what());
-      CHECK_MESSAGE(std::string(e.what()).find("model.0.weight") != std::string::npos, e.what());
-      CHECK_MESSAGE(std::string(e.what()).find("[16, 4]") != std::string::npos, e.what());
+      const std::string msg = e.what();
+      CHECK_MESSAGE(msg.find(good) != std::string::npos, msg);
+      CHECK_MESSAGE(msg.find("model.0.weight") != std::string::npos, msg);
+      CHECK_MESSAGE(msg.find("[16, 4]") != std::string::npos, msg);
     }
     CHECK(threw);
     CHECK(tg::equal(other->named_parameters()[0].second, before));

@@ -67,7 +67,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     return bmm_raw(a2, b.unsqueeze(0)).reshape(out_shape);
   }
   Shape ba(a.sizes().begin(), a.sizes().end() - 2), bb(b.sizes().begin(), b.sizes().end() - 2);
-  Shape batch = broadcast_shapes(ba, bb, "matmul");
+  Shape batch;
+  try {
+    batch = broadcast_shapes(ba, bb, "matmul");
+  } catch (const Error&) {
+    TG_ERROR("matmul: the batch dims of shapes {} and {} cannot be broadcast together", shape_str(a.sizes()),
+             shape_str(b.sizes()));
+  }
   int64_t B = shape_numel(batch);
   Shape ea = batch, eb = batch;
   ea.insert(ea.end(), {M, K});

@@ -7,6 +7,7 @@
 namespace tg::cpu {
 
 void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  if (dst.numel() == 0) return;  // size-0 storage may be a null pointer, which memcpy must not see
   if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous() && src.sizes() == dst.sizes()) {
     std::memcpy(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(src.numel()) * element_size(src.dtype()));
     return;

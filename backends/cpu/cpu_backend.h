@@ -38,6 +38,9 @@ class CpuBackend final : public Backend {
   void norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
                      const Tensor& rstd, bool center, const Tensor& grad_x, const Tensor& grad_weight,
                      const Tensor& grad_bias) override;
+  // fused rnn kernels (rnn.cpp)
+  void rnn_forward(const RnnTensors& t) override;
+  void rnn_backward(const RnnTensors& t, const RnnGrads& g) override;
 };
 
 }  // namespace tg::cpu

@@ -12,8 +12,9 @@
 
 namespace tg::cpu {
 
-// Below this many elements a loop stays on one thread: a parallel region costs more than it saves.
-inline constexpr int64_t kParallelGrain = 32768;
+// Below this many elements a loop stays on one thread: waking a second thread (microseconds when OpenMP spins,
+// tens of them under OMP_WAIT_POLICY=PASSIVE) costs more than it saves on a memory-bound loop this short.
+inline constexpr int64_t kParallelGrain = 65536;
 
 // One operand of a loop: its first element and its strides (in elements) over the loop's shape.
 struct Operand {

@@ -2,16 +2,12 @@
 // and NLL per row, never materialising the log-probabilities), and layer/RMS norm forward/backward (one kernel
 // for both, `center` choosing layer norm). Rows are split among OpenMP threads above a size threshold; sums run in
 // double so float32 results do not depend on the row length's rounding.
-#include <Eigen/Core>
 #include <cmath>
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/gemm.h"
 #include "backends/cpu/loops.h"
-
-#ifdef TG_USE_CBLAS
-#include <cblas.h>
-#endif
 
 namespace tg::cpu {
 
@@ -40,40 +36,19 @@ template <class T> const T* ptr_or_null(const Tensor& t) { return t.defined() ? 
 
 // ---- linear
 
+// out = bias rows, then out += x @ w^T with the shared threaded GEMM (gemm.h): the bias costs one pass over the
+// output and no temporary.
 void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   if (out.numel() == 0) return;
   dispatch_floating(x.dtype(), "linear", [&]<class T>() {
-    const T* px = x.data<T>();
-    const T* pw = w.data<T>();
     const T* pb = ptr_or_null<T>(bias);
     T* po = out.data<T>();
-    if (pb) {  // bias rows first; the GEMM then accumulates onto them (beta = 1), saving a pass over the output
+    if (pb)
       parallel_rows(M, N, [&](int64_t r0, int64_t r1, int) {
         for (int64_t i = r0; i < r1; ++i) std::copy(pb, pb + N, po + i * N);
       });
-    }
-    if (K == 0) {
-      if (!pb) std::fill(po, po + M * N, T(0));
-      return;
-    }
-#ifdef TG_USE_CBLAS
-    const T beta = pb ? T(1) : T(0);
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N),
-                  static_cast<int>(K), 1.0f, px, static_cast<int>(K), pw, static_cast<int>(K), beta, po,
-                  static_cast<int>(N));
-    else
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N),
-                  static_cast<int>(K), 1.0, px, static_cast<int>(K), pw, static_cast<int>(K), beta, po,
-                  static_cast<int>(N));
-#else
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    Eigen::Map<const Mat> X(px, M, K), W(pw, N, K);
-    Eigen::Map<Mat> O(po, M, N);
-    if (pb) O.noalias() += X * W.transpose();
-    else O.noalias() = X * W.transpose();
-#endif
+    gemm_threaded(Mat<T>{x.data<T>(), M, K, K, 1}, Mat<T>{w.data<T>(), K, N, 1, K}, po, N, pb != nullptr);
   });
 }
 

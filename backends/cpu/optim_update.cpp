@@ -38,7 +38,8 @@ void update_loop(const Tensor& p, const Tensor& g, const std::array<Tensor, S>& 
         T* P = reinterpret_cast<T*>(ptr[0]);
         const T* G = reinterpret_cast<const T*>(ptr[1]);
         std::array<T*, S> A{reinterpret_cast<T*>(ptr[K + 2])...};
-        for (int64_t i = 0; i < n; ++i) f(P[i], G[i], A[K][i]...);
+        F local = f;  // a private copy: its scalars live in registers, not behind a pointer the stores may alias
+        for (int64_t i = 0; i < n; ++i) local(P[i], G[i], A[K][i]...);
       } else {
         for (int64_t i = 0; i < n; ++i)
           f(*reinterpret_cast<T*>(ptr[0] + i * st[0]), *reinterpret_cast<const T*>(ptr[1] + i * st[1]),

@@ -38,6 +38,7 @@ ReducedDims reduced_dims(const Tensor& x, const Shape& dims) {
 
 // Calls f(ptr) for every element of the reduced region starting at base, in row-major order.
 template <class F> void visit(const ReducedDims& r, const char* base, F&& f) {
+  if (r.count == 0) return;  // a size-0 dim anywhere: nothing to read (the odometer below would run the inner dim)
   size_t D = r.sizes.size();
   if (D == 0) return f(base);
   if (D == 1) {

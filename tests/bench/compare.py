@@ -4,7 +4,7 @@
 Usage: compare.py [--tg build/release/tests/bench/tg_bench] [--peer ../shared/peer/torch_peer.py]
                   [--reps 5] [--threads 2] [--steps N] WORKLOAD...
 OpenBLAS's environment (OPENBLAS_CORETYPE, ...) is the same for every side.
-Peers: the PyTorch script (run with --best, its fastest thread arrangement) and, for sgemm-N, numpy's OpenBLAS
+Both sides run with --best (each in its fastest thread arrangement). Peers: the PyTorch script and, for sgemm-N, numpy's OpenBLAS
 sgemm measured in-process. Prints one JSON line per run, then one summary JSON line per workload.
 The machines are shared and noisy: the runs alternate so that both sides see the same load.
 """
@@ -50,7 +50,7 @@ def main():
     for w in a.workloads:
         res = {"tapegrad": [], "torch": [], "numpy": []}
         for _ in range(a.reps):
-            r = run_json([a.tg, w, "--threads", str(a.threads), *steps], env); res["tapegrad"].append(r); print(json.dumps(r))
+            r = run_json([a.tg, w, "--threads", str(a.threads), "--best", *steps], env); res["tapegrad"].append(r); print(json.dumps(r))
             if os.path.exists(a.peer):
                 r = run_json(["/usr/bin/python3", a.peer, w, "--threads", str(a.threads), "--best", *steps], env)
                 res["torch"].append(r); print(json.dumps(r))

@@ -1,7 +1,8 @@
 // tg_bench WORKLOAD [--threads N] [--steps N]: runs one standard workload and prints one JSON line with the
 // fields torch_peer.py prints for the same workload, so tapegrad and PyTorch can be compared on identical work.
-// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead.
+// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -49,9 +50,105 @@ std::string bench_overhead(int steps) {
                      dt / n * 1e6, n / dt);
 }
 
+// 784-512-512-10 ReLU MLP, batch 128, cross-entropy, Adam: one training step (as torch_peer.py mlp).
+std::string bench_mlp(int steps) {
+  tg::manual_seed(0);
+  auto l1 = std::make_shared<tg::nn::Linear>(784, 512), l2 = std::make_shared<tg::nn::Linear>(512, 512),
+       l3 = std::make_shared<tg::nn::Linear>(512, 10);
+  std::vector<tg::Tensor> params;
+  for (auto* l : {l1.get(), l2.get(), l3.get()})
+    for (auto& p : l->parameters()) params.push_back(p);
+  tg::optim::Adam opt(params, {.lr = 1e-3});
+  tg::Tensor x = tg::randn({128, 784}), y = tg::randint(0, 10, {128});
+  auto step = [&] {
+    tg::Tensor h = tg::relu(l1->forward(x));
+    h = tg::relu(l2->forward(h));
+    tg::Tensor loss = tg::nn::functional::cross_entropy(l3->forward(h), y);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  double t = now();
+  for (int i = 0; i < steps; ++i) step();
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, 128 / dt);
+}
+
+// Embedding(65, 64) -> 2-layer LSTM(256, batch_first) -> Linear(65), batch 32, sequence 64, cross-entropy over
+// B*T, Adam lr 1e-3 (as torch_peer.py char-lstm); tokens_per_s counts B*T per step.
+std::string bench_char_lstm(int steps) {
+  tg::manual_seed(0);
+  const int64_t V = 65, E = 64, H = 256, B = 32, T = 64;
+  tg::nn::Embedding emb(V, E);
+  tg::nn::LSTM lstm({.input_size = E, .hidden_size = H, .num_layers = 2, .batch_first = true});
+  tg::nn::Linear head(H, V);
+  std::vector<tg::Tensor> params;
+  for (tg::nn::Module* m : std::initializer_list<tg::nn::Module*>{&emb, &lstm, &head})
+    for (auto& p : m->parameters()) params.push_back(p);
+  tg::optim::Adam opt(params, {.lr = 1e-3});
+  tg::Tensor x = tg::randint(0, V, {B, T}), y = tg::randint(0, V, {B, T});
+  auto step = [&] {
+    tg::Tensor h = std::get<0>(lstm.forward(emb.forward(x)));
+    tg::Tensor loss = tg::nn::functional::cross_entropy(head.forward(h).reshape({B * T, V}), y.reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    return loss.item<double>();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  double t = now();
+  for (int i = 0; i < steps; ++i) step();
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
+}
+
 int usage() {
-  std::fprintf(stderr, "usage: tg_bench WORKLOAD [--threads N] [--steps N]\nworkloads: sgemm-N, overhead\n");
+  std::fprintf(stderr,
+               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm\n"
+               "--best: run in each thread arrangement below in a fresh process and print the fastest, as\n"
+               "        torch_peer.py --best does: 1 thread; N threads with OMP_WAIT_POLICY=PASSIVE; N threads with\n"
+               "        OpenMP's default (spinning) wait policy.\n");
   return 2;
+}
+
+double figure(const std::string& json) {  // the field that says "faster" for this workload
+  for (const char* key : {"\"gflops\": ", "\"tokens_per_s\": "}) {
+    auto at = json.find(key);
+    if (at != std::string::npos) return std::atof(json.c_str() + at + std::strlen(key));
+  }
+  return 0;
+}
+
+// Re-runs this program per arrangement (OpenMP reads its wait policy at start-up, so it takes a new process).
+int run_best(const std::string& workload, int threads, int steps) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return 1;
+  self[n] = 0;
+  struct Arrangement { int threads; const char* env; };
+  const Arrangement arrangements[] = {{1, ""}, {threads, "OMP_WAIT_POLICY=PASSIVE"}, {threads, ""}};
+  std::string best;
+  double best_v = -1;
+  for (const auto& a : arrangements) {
+    std::string cmd = fmt::format("env {} '{}' '{}' --threads {} --steps {}", a.env, self, workload, a.threads, steps);
+    FILE* f = popen(cmd.c_str(), "r");
+    if (!f) continue;
+    std::string out;
+    char buf[1024];
+    while (fgets(buf, sizeof(buf), f)) out += buf;
+    if (pclose(f) != 0 || out.empty()) continue;
+    while (!out.empty() && (out.back() == '\n' || out.back() == '}')) out.pop_back();
+    out += fmt::format(", \"arrangement\": {{\"threads\": {}, \"omp_wait_policy\": \"{}\"}}}}", a.threads,
+                       *a.env ? "PASSIVE" : "default");
+    if (figure(out) > best_v) {
+      best_v = figure(out);
+      best = out;
+    }
+  }
+  if (best.empty()) return 1;
+  std::printf("%s\n", best.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -60,9 +157,12 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) return usage();
   std::string workload = argv[1];
   int threads = 2, steps = 20;
+  bool best = false;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "--threads" || a == "--steps") && i + 1 < argc) {
+    if (a == "--best") {
+      best = true;
+    } else if ((a == "--threads" || a == "--steps") && i + 1 < argc) {
       int v = std::atoi(argv[++i]);
       if (v <= 0) return usage();
       (a == "--threads" ? threads : steps) = v;
@@ -70,11 +170,14 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
+  if (best) return run_best(workload, threads, steps);
   try {
     tg::set_num_threads(threads);
     std::string fields;
     if (workload.rfind("sgemm-", 0) == 0) fields = bench_sgemm(std::stoll(workload.substr(6)), steps);
     else if (workload == "overhead") fields = bench_overhead(steps);
+    else if (workload == "mlp") fields = bench_mlp(steps);
+    else if (workload == "char-lstm") fields = bench_char_lstm(steps);
     else {
       std::fprintf(stderr, "tg_bench: unknown workload '%s'\n", workload.c_str());
       return usage();
