@@ -147,6 +147,11 @@ class Backend {
   // GEMM for the recurrent part and one pointwise gate kernel. rnn_backward is backpropagation through time.
   virtual void rnn_forward(const RnnTensors& t) = 0;
   virtual void rnn_backward(const RnnTensors& t, const RnnGrads& g) = 0;
+  // The log-space scan of minGRU / minLSTM (nn/min_rnn.cpp): out = logcumsumexp of x along dim 1 of [outer, L,
+  // inner] (both contiguous), stable through a running maximum. grad_x from x, out and grad_out (same shape).
+  virtual void logcumsumexp(const Tensor& x, const Tensor& out) = 0;
+  virtual void logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out,
+                                     const Tensor& grad_x) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.

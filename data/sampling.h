@@ -33,7 +33,8 @@ inline std::vector<int64_t> sample_distinct(Generator& g, int64_t n, int64_t k) 
   TG_CHECK(k >= 0 && k <= n, "sample_distinct: cannot draw {} distinct values from {}", k, n);
   std::vector<int64_t> pool(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pool[static_cast<size_t>(i)] = i;
-  for (int64_t i = 0; i < k; ++i) std::swap(pool[static_cast<size_t>(i)], pool[static_cast<size_t>(uniform_int(g, i, n - 1))]);
+  for (int64_t i = 0; i < k; ++i)
+    std::swap(pool[static_cast<size_t>(i)], pool[static_cast<size_t>(uniform_int(g, i, n - 1))]);
   pool.resize(static_cast<size_t>(k));
   return pool;
 }

@@ -135,8 +135,10 @@ template <class F> void for_each_symbol(std::string_view text, F&& fn) {
   }
 }
 
-// How a symbol is shown in an error message: printable ASCII as itself, the rest escaped.
+// How a symbol is shown in an error message: printable ASCII and well-formed multi-byte characters as themselves,
+// control characters and stray bytes escaped.
 std::string printable(std::string_view s) {
+  if (s.size() > 1 && utf8_symbol_length(s, 0) == s.size()) return std::string(s);
   std::string out;
   for (unsigned char c : s) {
     if (c == '\n') out += "\\n";

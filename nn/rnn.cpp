@@ -51,7 +51,8 @@ RnnLayerOut rnn_layer(RnnCell cell, const Tensor& x, const Tensor& h0, const Ten
   std::vector<Tensor> ys(T);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
-    auto [h2, c2] = rnn_cell(cell, x.select(0, t), h, c, w_ih, w_hh, b_ih, b_hh);
+    Tensor x_t = valid.defined() ? where(valid.select(0, t), x.select(0, t), 0.0) : x.select(0, t);
+    auto [h2, c2] = rnn_cell(cell, x_t, h, c, w_ih, w_hh, b_ih, b_hh);
     if (valid.defined()) {
       Tensor m = valid.select(0, t);
       h = where(m, h2, h);
@@ -81,8 +82,8 @@ void uniform_hidden(const Tensor& t, int64_t hidden) {
 }
 
 RnnCell elman_cell(const std::string& nonlinearity) {
-  TG_CHECK(nonlinearity == "tanh" || nonlinearity == "relu", "RNN: nonlinearity must be \"tanh\" or \"relu\", got \"{}\"",
-           nonlinearity);
+  TG_CHECK(nonlinearity == "tanh" || nonlinearity == "relu",
+           "RNN: nonlinearity must be \"tanh\" or \"relu\", got \"{}\"", nonlinearity);
   return nonlinearity == "tanh" ? RnnCell::Tanh : RnnCell::Relu;
 }
 
@@ -171,9 +172,7 @@ RNNBase::RNNBase(RnnCell c, RNNOptions o, TensorOptions opt) : cell(c), options(
 }
 
 void RNNBase::reset_parameters() {
-  // The members are the registered handles, so to()/load_state_dict keep them current; refresh from the registry
-  // anyway in case a parameter was replaced with set_parameter.
-  for (auto& [n, p] : named_parameters(false)) uniform_hidden(p, options.hidden_size);
+  for (auto& [n, p] : named_parameters(false)) uniform_hidden(p, options.hidden_size);  // all: U(-1/sqrt(H), 1/sqrt(H))
 }
 
 std::tuple<Tensor, Tensor, Tensor> RNNBase::run(const Tensor& x_in, const Tensor& h0_in, const Tensor& c0_in,

@@ -61,7 +61,13 @@ RnnLayerOut rnn_layer_fused(RnnCell cell, const Tensor& x, const Tensor& h0, con
   RnnTensors rt;
   rt.cell = cell;
   rt.reverse = reverse;
-  rt.x = dense(x);
+  if (lengths.defined()) {  // padded inputs read as zero, so that not even NaN there reaches dW_ih = dG^T x
+    NoGradGuard ng;
+    Tensor valid = lt(arange(static_cast<double>(T)).reshape({T, 1, 1}), lengths.reshape({1, B, 1}));
+    rt.x = where(valid, x, 0.0);
+  } else {
+    rt.x = dense(x);
+  }
   rt.h0 = dense(h0);
   rt.c0 = lstm ? dense(c0) : Tensor();
   rt.w_ih = dense(w_ih);

@@ -34,11 +34,11 @@ struct Config {
   std::string cell = "lstm";
   int64_t layers = 2, hidden = 256, embed = 64;
   int64_t batch = 32, seq = 64;
-  double lr = 2e-3, min_lr = 2e-4, clip = 5.0, dropout = 0.0, val_fraction = 0.1;
+  double lr = 4e-3, min_lr = 2e-4, clip = 5.0, dropout = 0.0, val_fraction = 0.1;
   int64_t warmup = 100;
   int64_t sample_chars = 600;
   double temperature = 0.8;
-  std::string prompt = "\n";
+  std::string prompt = "\n";  // the sample starts as a new line would
   int64_t cell_index() const { return std::find(kCells.begin(), kCells.end(), cell) - kCells.begin(); }
 };
 
@@ -58,21 +58,47 @@ class CharModel : public tg::nn::Module {
     tg::nn::RNNOptions o{.input_size = cfg.embed, .hidden_size = cfg.hidden, .num_layers = cfg.layers,
                          .batch_first = true, .dropout = cfg.dropout};
     if (cfg.cell == "lstm") rnn = register_module("rnn", std::make_shared<tg::nn::LSTM>(o));
-    else if (cfg.cell == "gru") rnn = register_module("rnn", std::make_shared<tg::nn::GRU>(o));
-    else if (cfg.cell == "rnn") rnn = register_module("rnn", std::make_shared<tg::nn::RNN>(o));
-    else TG_ERROR("--cell {}: not available in this build yet (nn has no minGRU)", cfg.cell);
+    if (cfg.cell == "gru") rnn = register_module("rnn", std::make_shared<tg::nn::GRU>(o));
+    if (cfg.cell == "rnn") rnn = register_module("rnn", std::make_shared<tg::nn::RNN>(o));
+    if (cfg.cell == "mingru") {
+      // minGRU has no hidden-to-hidden weights: what one step sees of the past is a gated running average, so the
+      // layers are residual blocks x + minGRU(RMSNorm(x)), as in Feng et al.'s language models.
+      in_proj = register_module("in_proj", std::make_shared<tg::nn::Linear>(cfg.embed, cfg.hidden));
+      min_layers = register_module("min_layers", std::make_shared<tg::nn::ModuleList>());
+      norms = register_module("norms", std::make_shared<tg::nn::ModuleList>());
+      for (int64_t l = 0; l < cfg.layers; ++l) {
+        min_layers->push_back(std::make_shared<tg::nn::MinGRU>(cfg.hidden));
+        norms->push_back(std::make_shared<tg::nn::RMSNorm>(tg::Shape{cfg.hidden}));
+      }
+    }
     head = register_module("head", std::make_shared<tg::nn::Linear>(cfg.hidden, vocab));
   }
   // x int64 [B, T] -> logits [B, T, vocab]; reads and updates the carried state.
   Tensor forward(const Tensor& x, State& s) {
+    if (!rnn) return head->forward(forward_min(embed->forward(x), s));
     auto [y, h, c] = rnn->run(embed->forward(x), s.h, s.c, {});
     s.h = h;
     s.c = c;
     return head->forward(y);
   }
   std::shared_ptr<tg::nn::Embedding> embed;
-  std::shared_ptr<tg::nn::RNNBase> rnn;
-  std::shared_ptr<tg::nn::Linear> head;
+  std::shared_ptr<tg::nn::RNNBase> rnn;  // lstm, gru, rnn
+  std::shared_ptr<tg::nn::Linear> in_proj, head;
+  std::shared_ptr<tg::nn::ModuleList> min_layers, norms;  // mingru
+
+ private:
+  // The minGRU stack; its state is each layer's h, stacked as [layers, B, hidden] like the other cells'.
+  Tensor forward_min(Tensor x, State& s) {
+    x = in_proj->forward(x);
+    std::vector<Tensor> h_in = s.h.defined() ? tg::unbind(s.h, 0) : std::vector<Tensor>(min_layers->size()), h_out;
+    for (size_t l = 0; l < min_layers->size(); ++l) {
+      auto [y, h] = min_layers->at<tg::nn::MinGRU>(l)->forward(norms->at<tg::nn::RMSNorm>(l)->forward(x), h_in[l]);
+      x = x + y;
+      h_out.push_back(h);
+    }
+    s.h = tg::stack(h_out, 0);
+    return x;
+  }
 };
 
 // Mean cross-entropy per target; "sum" for evaluation, which divides by the count itself.
@@ -105,7 +131,7 @@ std::string sample(CharModel& model, const tg::data::Tokenizer& tok, const Confi
   tg::NoGradGuard no_grad;
   model.eval();
   tg::Generator gen(seed);
-  std::vector<int64_t> ids = tok.encode(cfg.prompt.empty() ? "\n" : cfg.prompt);
+  std::vector<int64_t> ids = tok.encode(cfg.prompt);
   State state;
   Tensor logits = model.forward(tg::tensor<int64_t>(ids, {1, static_cast<int64_t>(ids.size())}), state);
   std::string out;
@@ -148,11 +174,22 @@ double train_step(CharModel& model, tg::optim::Optimizer& opt, const tg::data::B
   return loss.item<double>();
 }
 
+// A resumed run must build the model it saved; say which flags that takes rather than fail on a weight's shape.
+void check_model_config(const std::string& ckpt, const Tensor& mine) {
+  const TensorMap extra = tg::recipes::read_run_extras(ckpt);
+  auto it = extra.find("model_config");
+  TG_CHECK(it != extra.end() && it->second.dtype() == tg::kInt64 && it->second.numel() == 4,
+           "--resume {}: not a char_rnn checkpoint (it has no model_config entry)", ckpt);
+  const std::vector<int64_t> c = it->second.to_vector<int64_t>();
+  TG_CHECK(tg::equal(it->second, mine), "--resume {}: the checkpoint holds another model; resume it with --cell {} "
+           "--layers {} --hidden {} --embed {}", ckpt, c[0] >= 0 && c[0] < 4 ? kCells[static_cast<size_t>(c[0])] : "?",
+           c[1], c[2], c[3]);
+}
+
 void bench(const Config& cfg, int64_t steps) {
   const int64_t V = 65;  // Tiny Shakespeare's alphabet; random tokens, since --bench reads no files
   CharModel model(cfg, V);
   tg::optim::Adam opt(model.parameters(), {.lr = cfg.lr});
-  tg::Generator gen(0);
   tg::data::Batch b;
   b.input = tg::randint(0, V, {cfg.batch, cfg.seq});
   b.target = tg::randint(0, V, {cfg.batch, cfg.seq});
@@ -174,16 +211,22 @@ void run(tg::recipes::Harness& h, Config& cfg) {
   std::unique_ptr<tg::data::Tokenizer> tok;
   if (resuming) tok = tg::recipes::load_run_tokenizer(ckpt);
   else tok = std::make_unique<tg::data::CharTokenizer>(tg::data::CharTokenizer::build(text));
+  try {
+    if (cfg.sample_chars > 0) tok->encode(cfg.prompt);  // say so now, not after training
+  } catch (const tg::Error& e) {
+    TG_ERROR("--prompt: {}", e.what());
+  }
   const tg::data::Split split = tg::data::split_tokens(tok->encode(text), cfg.val_fraction);
   TG_CHECK(!split.val.empty(), "--val-fraction {}: the validation split of {} is empty", cfg.val_fraction, path);
 
   // ---- model, optimizer, schedule
+  const Tensor model_config = tg::tensor<int64_t>({cfg.cell_index(), cfg.layers, cfg.hidden, cfg.embed});
+  if (resuming) check_model_config(ckpt, model_config);
   auto model = std::make_shared<CharModel>(cfg, tok->vocab_size());
   tg::optim::Adam opt(model->parameters(), {.lr = cfg.lr});
   auto train_stream = std::make_unique<tg::data::LMLaneStream>(split.train,
                                                                 tg::data::LaneOptions{cfg.batch, cfg.seq});
   const int64_t per_epoch = train_stream->batches_per_epoch();
-  const Tensor model_config = tg::tensor<int64_t>({cfg.cell_index(), cfg.layers, cfg.hidden, cfg.embed});
 
   int64_t step = 0, known_total = 0;
   double elapsed_before = 0, loss_sum = 0;
@@ -192,9 +235,6 @@ void run(tg::recipes::Harness& h, Config& cfg) {
   TensorMap extra;
   if (resuming) {
     step = tg::recipes::load_run(ckpt, *model, opt, &extra);
-    TG_CHECK(extra.count("model_config") && tg::equal(extra.at("model_config"), model_config),
-             "--resume {}: the checkpoint holds another model (cell, layers, hidden, embed = {}); pass the flags it "
-             "was trained with", ckpt, extra.count("model_config") ? extra.at("model_config").str() : "unknown");
     train_stream->load_state_dict(tg::recipes::take_state(extra, "data."));
     if (extra.count("state.h")) state.h = extra.at("state.h");
     if (extra.count("state.c")) state.c = extra.at("state.c");
@@ -212,17 +252,16 @@ void run(tg::recipes::Harness& h, Config& cfg) {
   if (resuming) sched->load_state_dict(tg::recipes::take_state(extra, "sched."));
 
   // ---- what this run is
-  std::printf("char_rnn: %lld-layer %s, hidden %lld, embedding %lld | %lld characters | %.2fM parameters\n",
-              (long long)cfg.layers, cfg.cell.c_str(), (long long)cfg.hidden, (long long)cfg.embed,
-              (long long)tok->vocab_size(), static_cast<double>(model->num_parameters()) / 1e6);
-  std::printf("data: %s: %zu train / %zu validation characters (%lld batches of %lld x %lld per epoch)\n",
-              path.c_str(), split.train.size(), split.val.size(), (long long)per_epoch, (long long)cfg.batch,
-              (long long)cfg.seq);
-  std::string length = budget.by_time() ? "for " + tg::recipes::format_duration(f.minutes * 60)
-                                        : std::to_string(f.steps) + " steps";
-  std::printf("training %s on %d threads: Adam lr %.1e, warm-up %lld, cosine to %.1e, clip %.1f%s\n",
-              length.c_str(), tg::get_num_threads(), cfg.lr, (long long)std::min(cfg.warmup, budget.schedule_length() / 5),
-              cfg.min_lr, cfg.clip, resuming ? fmt::format(" | resumed at step {}", step).c_str() : "");
+  fmt::print("char_rnn: {}-layer {}, hidden {}, embedding {} | {} characters | {:.2f}M parameters\n", cfg.layers,
+             cfg.cell, cfg.hidden, cfg.embed, tok->vocab_size(), static_cast<double>(model->num_parameters()) / 1e6);
+  fmt::print("data: {}: {} train / {} validation characters ({} batches of {} x {} per epoch)\n", path,
+             split.train.size(), split.val.size(), per_epoch, cfg.batch, cfg.seq);
+  const int threads = tg::get_num_threads();
+  const std::string length = budget.by_time() ? "for " + tg::recipes::format_duration(f.minutes * 60)
+                                              : fmt::format("{} steps", f.steps);
+  fmt::print("training {} on {} thread{}: Adam lr {:.1e}, warm-up {}, cosine to {:.1e}, clip {:.1f}{}\n", length,
+             threads, threads == 1 ? "" : "s", cfg.lr, std::min(cfg.warmup, budget.schedule_length() / 5), cfg.min_lr,
+             cfg.clip, resuming ? fmt::format(" | resumed at step {}", step) : "");
   std::fflush(stdout);
 
   tg::recipes::MetricsWriter metrics;
@@ -260,7 +299,7 @@ void run(tg::recipes::Harness& h, Config& cfg) {
   if (!resuming) validate();  // the untrained loss (about ln 65 = 4.17) and the cost of one validation pass
   bool interrupted = false;
   while (!budget.done(step, progress.elapsed())) {
-    if (tg::recipes::Harness::interrupted()) {
+    if (tg::recipes::Harness::interrupted() || (f.stop_after > 0 && step >= f.stop_after)) {
       interrupted = true;
       break;
     }
@@ -290,19 +329,19 @@ void run(tg::recipes::Harness& h, Config& cfg) {
     if (f.save_every > 0 && step % f.save_every == 0) save();
   }
   progress.finish();
-  if (interrupted) std::printf("interrupted at step %lld\n", (long long)step);
-  if (evaluated_at != step) validate();
-  std::printf("final: step %lld, validation loss %.4f nats/char (perplexity %.2f), %s of training\n",
-              (long long)step, val_loss, std::exp(val_loss), tg::recipes::format_duration(progress.elapsed()).c_str());
+  if (interrupted) {  // no final validation: the metrics stay those of an uninterrupted run, up to this step
+    fmt::print("stopped at step {} of {}\n", step, budget.total());
+  } else {
+    if (evaluated_at != step) validate();
+    fmt::print("final: step {}, validation loss {:.4f} nats/char (perplexity {:.2f}), {} of training\n", step,
+               val_loss, std::exp(val_loss), tg::recipes::format_duration(progress.elapsed()));
+  }
   if (f.save) {
     save();
-    std::printf("saved %s (resume with --resume %s)\n", h.out_path(tg::recipes::kCheckpointFile).c_str(),
-                h.out_dir().c_str());
+    fmt::print("saved {} (continue with --resume {})\n", h.out_path(tg::recipes::kCheckpointFile), h.out_dir());
   }
-  if (cfg.sample_chars > 0 && !interrupted) {
-    std::printf("---- sample (temperature %.2f) ----\n%s\n----\n", cfg.temperature,
-                sample(*model, *tok, cfg, f.seed).c_str());
-  }
+  if (cfg.sample_chars > 0 && !interrupted)
+    fmt::print("---- sample (temperature {:.2f}) ----\n{}\n----\n", cfg.temperature, sample(*model, *tok, cfg, f.seed));
   std::fflush(stdout);
 }
 
@@ -331,6 +370,8 @@ int main(int argc, char** argv) {
   app.add_option("--sample", cfg.sample_chars, "characters to sample at the end (0: none)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--temperature", cfg.temperature, "sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
-  app.add_option("--prompt", cfg.prompt, "text the sample continues (default: a newline)")->default_str("");
+  app.add_option("--prompt", cfg.prompt, "text the sample continues (default: a newline)")
+      ->default_str("")
+      ->check([](const std::string& p) { return p.empty() ? std::string("the prompt must not be empty") : ""; });
   return h.main(argc, argv, [&] { run(h, cfg); });
 }

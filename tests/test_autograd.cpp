@@ -26,7 +26,8 @@ template <class F> void check_error(F&& f, std::initializer_list<const char*> pa
     FAIL_CHECK("expected a tg::Error");
   } catch (const tg::Error& e) {
     std::string msg = e.what();
-    for (const char* p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << std::string(p) << "' not in: " << msg);
+    for (const char* p : parts)
+      CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << std::string(p) << "' not in: " << msg);
   }
 }
 
@@ -547,7 +548,8 @@ TEST_CASE("custom Function") {
   CHECK(tg::gradcheck([](const std::vector<Tensor>& v) { return Cube::apply(v[0]); },
                       {tg::randn({2, 3}, tg::kFloat64).requires_grad_()}));
   CHECK(tg::gradcheck([](const std::vector<Tensor>& v) { return ScaledMulAdd::apply(v[0], v[1], -1.5); },
-                      {tg::randn({2, 3}, tg::kFloat64).requires_grad_(), tg::randn({3}, tg::kFloat64).requires_grad_()}));
+                      {tg::randn({2, 3}, tg::kFloat64).requires_grad_(),
+                       tg::randn({3}, tg::kFloat64).requires_grad_()}));
   // without any input requiring grad nothing is recorded
   Tensor c = Cube::apply(tg::tensor(std::vector<double>{2.0}));
   CHECK_FALSE(c.requires_grad());

@@ -172,7 +172,7 @@ TEST_CASE("PrefetchLoader: same order and state as the stream read directly") {
   }
 }
 
-TEST_CASE("PrefetchLoader: stream errors arrive in order; shutdown with a full queue") {
+TEST_CASE("PrefetchLoader: stream errors arrive in order, and shutdown with a full queue") {
   data::PrefetchLoader loader(std::make_unique<FailingStream>(3), 2);
   for (int64_t k = 0; k < 3; ++k) CHECK(loader.next().index == k);
   CHECK_THROWS_WITH_AS(loader.next(), Contains("batch 3 is broken"), tg::Error);

@@ -148,7 +148,8 @@ TEST_CASE("seq2seq digits: reversal and addition answers, padding and lengths") 
     auto in_len = b.input_lengths.to_vector<int64_t>(), out_len = b.target_lengths.to_vector<int64_t>();
     for (int64_t r = 0; r < 20; ++r) {
       auto src = row(b.input, r), tgt = row(b.target, r);
-      for (size_t i = static_cast<size_t>(in_len[static_cast<size_t>(r)]); i < src.size(); ++i) CHECK(src[i] == V::kPad);
+      for (size_t i = static_cast<size_t>(in_len[static_cast<size_t>(r)]); i < src.size(); ++i)
+        CHECK(src[i] == V::kPad);
       src.resize(static_cast<size_t>(in_len[static_cast<size_t>(r)]));
       tgt.resize(static_cast<size_t>(out_len[static_cast<size_t>(r)]));
       CHECK(tgt.front() == V::kBos);
@@ -168,7 +169,7 @@ TEST_CASE("seq2seq digits: reversal and addition answers, padding and lengths") 
   CHECK(V::to_string({V::kBos, 4, V::kPlus, 12, V::kEos, V::kPad}) == "<bos>1+9<eos>");
 }
 
-TEST_CASE("ListOps: targets equal an independent evaluation; lengths within bounds") {
+TEST_CASE("ListOps: targets equal an independent evaluation, lengths within bounds") {
   using V = data::ListOpsVocab;
   CHECK(V::evaluate({V::kMax, 3, 10, V::kMin, 5, 8, V::kClose, 1, V::kClose}) == 9);  // [MAX 2 9 [MIN 4 7 ] 0 ]
   CHECK(V::evaluate({V::kMed, 2, 5, 8, 9, V::kClose}) == 5);                          // median(1 4 7 8) = 5.5 -> 5

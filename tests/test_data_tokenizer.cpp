@@ -41,7 +41,8 @@ void write_file(const std::string& path, const std::string& text) { std::ofstrea
 
 // Every byte value, a few valid multi-byte characters, and malformed sequences (overlong, surrogate, truncated).
 std::string nasty_text() {
-  std::string s = "To be, or not to be:\nthat is the question.\n\t  caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 ";
+  std::string s = "To be, or not to be:\nthat is the question.\n\t  caf\xc3\xa9 ";
+  s += "\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 ";
   s += "\xc0\xaf \xed\xa0\x80 \xe6\x97";
   for (int c = 0; c < 256; ++c) s += static_cast<char>(c);
   return s;

@@ -23,7 +23,8 @@ template <class F> void check_message(F&& f, std::initializer_list<const char*> 
     f();
   } catch (const tg::Error& e) {
     std::string msg = e.what();
-    for (const char* p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << std::string(p) << "' not in: " << msg);
+    for (const char* p : parts)
+      CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << std::string(p) << "' not in: " << msg);
     return;
   } catch (...) {
   }

@@ -183,7 +183,10 @@ void run_cases(const std::vector<Case>& cases) {
 }
 
 // Index and mask constants.
-Tensor idx(std::vector<int64_t> v, Shape s = {}) { return tg::tensor(v, s.empty() ? Shape{(int64_t)v.size()} : s); }
+Tensor idx(std::vector<int64_t> v, Shape s = {}) {
+  return tg::tensor(v, s.empty() ? Shape{static_cast<int64_t>(v.size())} : s);
+}
+Tensor idx0(int64_t v) { return tg::tensor(std::vector<int64_t>{v}, Shape{}); }  // a 0-d index
 Tensor mask(const Shape& s) {  // deterministic true/false pattern
   std::vector<bool> m(static_cast<size_t>(tg::shape_numel(s)));
   for (size_t i = 0; i < m.size(); ++i) m[i] = (i * 7) % 3 == 0;
@@ -360,7 +363,8 @@ TEST_CASE("gradcheck: reductions") {
   std::vector<Sample> empty = {{N({0, 3})}, {T(N({0, 3}))}, {T(N({3, 0}))}};
   cases.push_back({"sum(size-0, dim 0)", [](const V& x) { return tg::sum(x[0], {0}); }, empty});
   cases.push_back({"sum(size-0)", [](const V& x) { return tg::sum(x[0]); }, empty});
-  cases.push_back({"mean(size-0, dim 1)", [](const V& x) { return tg::mean(x[0], {1}); }, {{N({0, 3})}, {T(N({0, 3}))}}});
+  cases.push_back({"mean(size-0, dim 1)", [](const V& x) { return tg::mean(x[0], {1}); },
+                   {{N({0, 3})}, {T(N({0, 3}))}}});
   std::vector<Sample> empty_rows = {{N({0, 3})}, {T(N({0, 3}))}};  // reducing the non-empty dim
   cases.push_back({"amax(size-0, dim 1)", [](const V& x) { return tg::amax(x[0], {1}); }, empty_rows});
   cases.push_back({"max(size-0, dim 1)", [](const V& x) { return std::get<0>(tg::max(x[0], 1)); }, empty_rows});
@@ -414,7 +418,7 @@ TEST_CASE("gradcheck: indexing and joining") {
        {{N({5, 3})}, {T(N({5, 3}))}, {O(N({5, 2}))}, {N({5})}}},
       {"index_select(1)", [](const V& x) { return tg::index_select(x[0], 1, idx({1, 1, 0})); },
        {{N({2, 3})}, {T(N({4, 3}))}, {St(N({3, 2}))}}},
-      {"index_select(0-d index)", [](const V& x) { return tg::index_select(x[0], 0, tg::tensor(std::vector<int64_t>{2}, Shape{})); },
+      {"index_select(0-d index)", [](const V& x) { return tg::index_select(x[0], 0, idx0(2)); },
        {{N({4, 3})}}},
       {"index_select(empty index)", [](const V& x) { return tg::index_select(x[0], 0, idx({}, {0})); }, {{N({4, 3})}}},
       {"gather(1)", [](const V& x) { return tg::gather(x[0], 1, idx({0, 3, 3, 1, 2, 0}, {3, 2})); },
@@ -430,12 +434,15 @@ TEST_CASE("gradcheck: indexing and joining") {
       {"scatter_add(0)", [](const V& x) { return tg::scatter_add(x[0], 0, idx({1, 1, 0, 2}, {2, 2}), x[1]); },
        {{N({3, 2}), N({2, 2})}, {T(N({3, 3})), T(N({2, 2}))}}},
       {"index_add(0)", [](const V& x) { return tg::index_add(x[0], 0, idx({0, 2, 2}), x[1]); },
-       {{N({5, 3}), N({3, 3})}, {T(N({5, 3})), O(N({3, 3}))}, {Const(N({5, 3})), N({3, 3})}, {N({5, 3}), Const(N({3, 3}))}}},
+       {{N({5, 3}), N({3, 3})},
+        {T(N({5, 3})), O(N({3, 3}))},
+        {Const(N({5, 3})), N({3, 3})},
+        {N({5, 3}), Const(N({3, 3}))}}},
       {"index_add(1)", [](const V& x) { return tg::index_add(x[0], 1, idx({3, -1}), x[1]); },
        {{N({2, 4}), N({2, 2})}, {St(N({2, 4})), T(N({2, 2}))}}},
       {"embedding", [](const V& x) { return tg::embedding(x[0], idx({0, 5, 2, 2, 0, 1}, {2, 3})); },
        {{N({6, 3})}, {T(N({6, 3}))}, {O(N({6, 4}))}}},
-      {"embedding(0-d indices)", [](const V& x) { return tg::embedding(x[0], tg::tensor(std::vector<int64_t>{3}, Shape{})); },
+      {"embedding(0-d indices)", [](const V& x) { return tg::embedding(x[0], idx0(3)); },
        {{N({4, 2})}}},
       {"cat(0)", [](const V& x) { return tg::cat({x[0], x[1], x[2]}, 0); },
        {{N({2, 3}), N({1, 3}), N({0, 3})}, {T(N({2, 3})), O(N({3, 3})), Const(N({1, 3}))}}},
@@ -482,7 +489,8 @@ TEST_CASE("gradcheck: views") {
       {"narrow", [](const V& x) { return x[0].narrow(1, 1, 2); }, {{N({3, 4})}, {T(N({3, 4}))}, {O(N({2, 3}))}}},
       {"narrow(neg start)", [](const V& x) { return x[0].narrow(0, -2, 2); }, {{N({5, 2})}}},
       {"narrow(length 0)", [](const V& x) { return x[0].narrow(0, 1, 0); }, {{N({3, 2})}}},
-      {"slice(step 2)", [](const V& x) { return x[0].slice(0, 1, 7, 2); }, {{N({7, 3})}, {T(N({7, 3}))}, {St(N({7, 2}))}}},
+      {"slice(step 2)", [](const V& x) { return x[0].slice(0, 1, 7, 2); },
+       {{N({7, 3})}, {T(N({7, 3}))}, {St(N({7, 2}))}}},
       {"slice(step 3, neg)", [](const V& x) { return x[0].slice(1, -5, -1, 3); }, {{N({2, 7})}, {O(N({2, 13}))}}},
       {"slice(empty)", [](const V& x) { return x[0].slice(0, 3, 2); }, {{N({4, 2})}}},
       {"select", [](const V& x) { return x[0].select(1, -1); }, {{N({3, 4})}, {T(N({3, 4}))}}},
@@ -495,7 +503,8 @@ TEST_CASE("gradcheck: views") {
       {"expand(-1)", [](const V& x) { return x[0].expand({-1, 5}); }, {{N({3, 1})}, {O(N({2, 1}))}}},
       {"expand(to size 0)", [](const V& x) { return x[0].expand({0, 3}); }, {{N({1, 3})}}},
       {"expand_as", [](const V& x) { return x[0].expand_as(x[1]); }, {{N({3, 1}), Const(N({3, 4}))}}},
-      {"split", [join](const V& x) { return join(x[0].split(2, 0), 0); }, {{N({5, 3})}, {T(N({5, 3}))}, {O(N({7, 2}))}}},
+      {"split", [join](const V& x) { return join(x[0].split(2, 0), 0); },
+       {{N({5, 3})}, {T(N({5, 3}))}, {O(N({7, 2}))}}},
       {"split(sizes)", [join](const V& x) { return join(tg::split(x[0], std::vector<int64_t>{1, 3, 0, 1}, 1), 1); },
        {{N({2, 5})}, {St(N({2, 5}))}}},
       {"chunk", [join](const V& x) { return join(x[0].chunk(3, 1), 1); }, {{N({2, 7})}, {T(N({2, 7}))}}},

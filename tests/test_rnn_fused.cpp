@@ -113,20 +113,25 @@ TEST_CASE("rnn fused: equals the composed reference, every cell, direction and m
   tg::manual_seed(1);
   for (tg::RnnCell cell : kCells)
     for (bool reverse : {false, true})
-      for (bool lengths : {false, true}) check_fused_matches_reference(cell, 5, 3, 4, 3, tg::kFloat64, reverse, lengths, 1e-12);
-  for (tg::RnnCell cell : kCells) check_fused_matches_reference(cell, 4, 2, 3, 5, tg::kFloat64, false, false, 1e-12, false);
+      for (bool lengths : {false, true})
+        check_fused_matches_reference(cell, 5, 3, 4, 3, tg::kFloat64, reverse, lengths, 1e-12);
+  for (tg::RnnCell cell : kCells)
+    check_fused_matches_reference(cell, 4, 2, 3, 5, tg::kFloat64, false, false, 1e-12, /*bias=*/false);
   check_fused_matches_reference(tg::RnnCell::LSTM, 1, 1, 1, 1, tg::kFloat64, false, false, 1e-12);
+  // T * B > 256: the weight-gradient products run K in several blocks.
+  check_fused_matches_reference(tg::RnnCell::LSTM, 70, 9, 5, 19, tg::kFloat64, true, true, 1e-12);
+  check_fused_matches_reference(tg::RnnCell::GRU, 70, 9, 5, 19, tg::kFloat64, false, false, 1e-12);
 }
 
 TEST_CASE("rnn fused: the threaded step loop equals the reference (float64 and float32)") {
   ThreadCount threads(2);
   tg::manual_seed(2);
-  // Sizes above the threading threshold (B * G * H * H >= 64^3), with H not a multiple of the 16-unit blocks.
-  check_fused_matches_reference(tg::RnnCell::LSTM, 6, 12, 20, 90, tg::kFloat64, false, true, 1e-11);
-  check_fused_matches_reference(tg::RnnCell::GRU, 6, 12, 20, 100, tg::kFloat64, true, false, 1e-11);
-  check_fused_matches_reference(tg::RnnCell::Tanh, 6, 12, 20, 200, tg::kFloat64, false, false, 1e-11);
-  check_fused_matches_reference(tg::RnnCell::LSTM, 6, 12, 20, 96, tg::kFloat32, true, true, 2e-5);
-  check_fused_matches_reference(tg::RnnCell::GRU, 6, 12, 20, 96, tg::kFloat32, false, true, 2e-5);
+  // Sizes above the step threading threshold (B * G * H * H >= 2^20), with H not a multiple of the 16-unit blocks.
+  check_fused_matches_reference(tg::RnnCell::LSTM, 3, 12, 20, 150, tg::kFloat64, false, true, 1e-11);
+  check_fused_matches_reference(tg::RnnCell::GRU, 3, 12, 20, 180, tg::kFloat64, true, false, 1e-11);
+  check_fused_matches_reference(tg::RnnCell::Tanh, 3, 12, 20, 300, tg::kFloat64, false, false, 1e-11);
+  check_fused_matches_reference(tg::RnnCell::LSTM, 3, 12, 20, 160, tg::kFloat32, true, true, 2e-5);
+  check_fused_matches_reference(tg::RnnCell::GRU, 3, 12, 20, 180, tg::kFloat32, false, true, 2e-5);
 }
 
 TEST_CASE("rnn fused: gradcheck of the layer op (float64)") {
@@ -162,7 +167,8 @@ TEST_CASE("rnn fused: one node per layer and direction on the tape") {
   size_t fused = 0;
   for (size_t p = tape.find(" lstm("); p != std::string::npos; p = tape.find(" lstm(", p + 1)) ++fused;
   CHECK(fused == 4);
-  for (const char* op : {"sigmoid", "tanh", "mul", "add", "mm"}) CHECK(tape.find(std::string(" ") + op + "(") == std::string::npos);
+  for (const char* op : {"sigmoid", "tanh", "mul", "add", "mm"})
+    CHECK(tape.find(std::string(" ") + op + "(") == std::string::npos);
   CHECK(tg::autograd::tape_size() - before <= 30);
 }
 

@@ -41,6 +41,8 @@ class CpuBackend final : public Backend {
   // fused rnn kernels (rnn.cpp)
   void rnn_forward(const RnnTensors& t) override;
   void rnn_backward(const RnnTensors& t, const RnnGrads& g) override;
+  void logcumsumexp(const Tensor& x, const Tensor& out) override;
+  void logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out, const Tensor& grad_x) override;
 };
 
 }  // namespace tg::cpu

@@ -20,9 +20,10 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
         Mat<T> mb{pb + i * b.stride(0), K, N, b.stride(1), b.stride(2)};
         gemm_threaded(ma, mb, pc + i * M * N, N);
       };
-      // Many small products: one per thread. Otherwise one at a time, each split over the threads.
+      // Many small products: one per thread, when there is enough work in all to pay for waking the threads.
+      // Otherwise one at a time, each split over the threads.
       const bool small = M * N * K < kGemmParallelWork * 4;
-      if (B > 1 && small && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+      if (B > 1 && small && B * M * N * K >= kGemmParallelWork && omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < B; ++i) one(i);
       } else {

@@ -12,80 +12,81 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
-
-#if defined(TG_USE_CBLAS) && !defined(__AVX512F__)
-#include <cblas.h>
-#endif
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/tiled_gemm.h"
 
 namespace tg::cpu {
 
 namespace {
 
-// ---- GEMM on raw row-major buffers: C[M, N] = op(A)[M, K] op(B)[K, N] + beta C, op transposing when ta / tb.
-// Eigen when compiled for AVX-512, else the BLAS when built with one: Debian's OpenBLAS picks its AVX2 (Haswell)
-// kernels on this machine's AVX-512 CPU, and Eigen's AVX-512 kernel measured 1.4x faster single-threaded on every
-// shape used here (32x128x256 per step: 154 vs 104 GFLOP/s; 2048x1024x256 projection: 183 vs 136).
-#if defined(TG_USE_CBLAS) && !defined(__AVX512F__)
-#define TG_RNN_CBLAS 1
-#endif
-template <class T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T beta,
-          T* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
-    return;
+// C[M, N] (+)= op(A) B (B row-major; op(A) = A [M, K], or A^T for A [K, M] when TA) on one thread: the tiled
+// kernel where it beats the library GEMM (AVX-512 builds), the shared GEMM of gemm.h otherwise.
+template <bool TA, class T>
+void layer_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                int64_t ldc, bool accumulate) {
+  if constexpr (tiled::kPreferred) {
+    tiled::gemm<TA>(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+  } else {
+    if (M == 0 || N == 0) return;
+    cpu::gemm(Mat<T>{A, M, K, TA ? 1 : lda, TA ? lda : 1}, Mat<T>{B, K, N, ldb, 1}, C, ldc, accumulate);
   }
-#ifdef TG_RNN_CBLAS
-  const auto tr = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
-  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), m, n, k, 1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta,
-                C, static_cast<int>(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), m, n, k, 1.0, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta,
-                C, static_cast<int>(ldc));
-#else
-  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using S = Eigen::OuterStride<>;
-  Eigen::Map<const Mat, 0, S> a(A, ta ? K : M, ta ? M : K, S(lda)), b(B, tb ? N : K, tb ? K : N, S(ldb));
-  Eigen::Map<Mat, 0, S> c(C, M, N, S(ldc));
-  if (beta == T(0)) c.setZero();
-  else if (beta != T(1)) c *= beta;
-  if (ta && tb) c.noalias() += a.transpose() * b.transpose();
-  else if (ta) c.noalias() += a.transpose() * b;
-  else if (tb) c.noalias() += a * b.transpose();
-  else c.noalias() += a * b;
-#endif
 }
 
-// Below this many multiply-adds a product, or a whole time step, stays on one thread.
-constexpr int64_t kParallelWork = 64 * 64 * 64;
+// Below this many multiply-adds a whole-sequence product stays on one thread; a time step needs kStepParallelWork,
+// since every step ends at a barrier (a few microseconds, far more when the cores are oversubscribed), so a step
+// must hold some ten microseconds of work before two threads pay (char-lstm's LSTM(256) steps hold 8M).
+constexpr int64_t kParallelWork = 128 * 128 * 128;
+constexpr int64_t kStepParallelWork = 1 << 20;
 
-// The whole-sequence GEMMs (input projection, weight and input gradients), split over the threads by blocks of
-// rows of C (or columns, when C has fewer rows), each block a single-threaded call.
-template <class T>
-void gemm_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                   int64_t ldb, T beta, T* C, int64_t ldc) {
+// The whole-sequence products (the projection, dx and the weight gradients), split over the
+// threads by blocks of rows of C (or of columns, when C has fewer rows). Each element is computed by one thread in
+// the same order whatever the thread count.
+template <bool TA, class T>
+void gemm_parallel(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                   int64_t ldc, bool accumulate) {
   if (omp_get_max_threads() == 1 || omp_in_parallel() || M * N * K < kParallelWork)
-    return gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    return layer_gemm<TA>(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   const bool by_rows = M >= N;
-  const int64_t extent = by_rows ? M : N, align = 16, units = (extent + align - 1) / align;
+  const int64_t extent = by_rows ? M : N, align = by_rows ? tiled::kTileRows : tiled::Simd<T>::n;
+  const int64_t units = (extent + align - 1) / align;
 #pragma omp parallel
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t b0 = units * t / nt * align, b1 = std::min(extent, units * (t + 1) / nt * align);
+    const int64_t b0 = std::min(extent, units * t / nt * align), b1 = std::min(extent, units * (t + 1) / nt * align);
     if (b0 < b1) {
-      if (by_rows) gemm(ta, tb, b1 - b0, N, K, ta ? A + b0 : A + b0 * lda, lda, B, ldb, beta, C + b0 * ldc, ldc);
-      else gemm(ta, tb, M, b1 - b0, K, A, lda, tb ? B + b0 * ldb : B + b0, ldb, beta, C + b0, ldc);
+      const T* a = TA ? A + b0 : A + b0 * lda;
+      if (by_rows) layer_gemm<TA>(b1 - b0, N, K, a, lda, B, ldb, C + b0 * ldc, ldc, accumulate);
+      else layer_gemm<TA>(M, b1 - b0, K, A, lda, B + b0, ldb, C + b0, ldc, accumulate);
     }
   }
+}
+
+// out [cols, rows] = in [rows, cols]^T, in 16 x 16 blocks so that neither side is walked with a large stride
+// (whole blocks with constant bounds, which the compiler unrolls; the edges separately).
+template <class T> std::vector<T> transposed(const T* in, int64_t rows, int64_t cols) {
+  std::vector<T> out(rows * cols);
+  constexpr int64_t b = 16;
+  auto block = [&](int64_t r0, int64_t c0, int64_t nr, int64_t nc) {
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t r = 0; r < nr; ++r) out[(c0 + c) * rows + r0 + r] = in[(r0 + r) * cols + c0 + c];
+  };
+  for (int64_t r0 = 0; r0 < rows; r0 += b)
+    for (int64_t c0 = 0; c0 < cols; c0 += b) {
+      if (r0 + b <= rows && c0 + b <= cols) {
+        for (int64_t c = 0; c < b; ++c)
+          for (int64_t r = 0; r < b; ++r) out[(c0 + c) * rows + r0 + r] = in[(r0 + r) * cols + c0 + c];
+      } else {
+        block(r0, c0, std::min(b, rows - r0), std::min(b, cols - c0));
+      }
+    }
+  return out;
 }
 
 // ---- the pointwise gate math of each cell, over n consecutive hidden units of one batch row.
@@ -196,7 +197,7 @@ struct Layout {
 
 // Threads for a step loop, and the unit block [j0, j1) of thread `tid` (blocks of 16 units, for whole vectors).
 inline int step_threads(int64_t B, int64_t G, int64_t H) {
-  if (omp_in_parallel() || B * G * H * H < kParallelWork) return 1;
+  if (omp_in_parallel() || B * G * H * H < kStepParallelWork) return 1;
   return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), (H + 15) / 16));
 }
 inline void unit_block(int64_t H, int tid, int nt, int64_t& j0, int64_t& j1) {
@@ -222,12 +223,14 @@ template <class Cell, class T> void forward_loop(const RnnTensors& t, const Layo
   for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh && !Cell::kHiddenApart ? b_hh[k] : T(0));
   if (has_bias)
     for (int64_t r = 0; r < Tn * B; ++r) std::memcpy(gates + r * GH, bias.data(), GH * sizeof(T));
-  gemm_parallel<T>(false, true, Tn * B, GH, I, x, I, w_ih, I, has_bias ? T(1) : T(0), gates, GH);
+  const std::vector<T> w_ih_t = transposed(w_ih, GH, I);  // [I, G*H]
+  gemm_parallel<false>(Tn * B, GH, I, x, I, w_ih_t.data(), GH, gates, GH, has_bias);
 
   // 2. The packed output's initial-state slot, and the step loop.
   std::memcpy(out + L.h0_slot() * B * H, ptr<T>(t.h0), B * H * sizeof(T));
   std::memset(out + L.cn_slot() * B * H, 0, B * H * sizeof(T));
   std::vector<T> hh(Cell::kHiddenApart ? B * GH : 0);
+  const std::vector<T> w_hh_t = transposed(w_hh, GH, H);  // [H, G*H]: step t is h_{t-1} [B, H] @ W_hh^T
   const T* bhh = Cell::kHiddenApart ? (b_hh ? b_hh : zero_bias.data()) : nullptr;
   const int nt = step_threads(B, G, H);
 #pragma omp parallel num_threads(nt)
@@ -244,10 +247,9 @@ template <class Cell, class T> void forward_loop(const RnnTensors& t, const Layo
         // The recurrent part for this thread's units of every gate: accumulated onto the projection, or (GRU)
         // written apart.
         for (int64_t k = 0; k < G; ++k) {
-          if (Cell::kHiddenApart)
-            gemm<T>(false, true, B, n, H, h_prev, H, w_hh + (k * H + j0) * H, H, T(0), hh.data() + k * H + j0, GH);
-          else
-            gemm<T>(false, true, B, n, H, h_prev, H, w_hh + (k * H + j0) * H, H, T(1), g_t + k * H + j0, GH);
+          const T* w = w_hh_t.data() + k * H + j0;
+          if (Cell::kHiddenApart) layer_gemm<false>(B, n, H, h_prev, H, w, GH, hh.data() + k * H + j0, GH, false);
+          else layer_gemm<false>(B, n, H, h_prev, H, w, GH, g_t + k * H + j0, GH, true);
         }
         for (int64_t b = 0; b < B; ++b) {
           T* h = out + L.y_slot(tt) * B * H + b * H + j0;
@@ -308,7 +310,7 @@ template <class Cell, class T> void backward_loop(const RnnTensors& t, const Rnn
       if (n > 0) {
         // dL/dh_t gets the recurrent term from step s + 1 (time L.time(s + 1)) for this thread's units.
         if (s < Tn - 1)
-          gemm<T>(false, false, B, n, GH, dgh + L.time(s + 1) * B * GH, GH, w_hh + j0, H, T(1), dh.data() + j0, H);
+          layer_gemm<false>(B, n, GH, dgh + L.time(s + 1) * B * GH, GH, w_hh + j0, H, dh.data() + j0, H, true);
         const T* h_prev = out + (s ? L.y_slot(tp) : L.h0_slot()) * B * H;
         const T* c_prev = lstm ? (s ? aux + tp * B * H : c0) : nullptr;
         for (int64_t b = 0; b < B; ++b) {
@@ -340,22 +342,25 @@ template <class Cell, class T> void backward_loop(const RnnTensors& t, const Rnn
     }
     // dL/dh0: the recurrent term of the first step.
     if (n > 0 && Tn > 0)
-      gemm<T>(false, false, B, n, GH, dgh + L.time(0) * B * GH, GH, w_hh + j0, H, T(1), dh.data() + j0, H);
+      layer_gemm<false>(B, n, GH, dgh + L.time(0) * B * GH, GH, w_hh + j0, H, dh.data() + j0, H, true);
   }
 
   if (g.h0.defined()) std::memcpy(mut<T>(g.h0), dh.data(), B * H * sizeof(T));
   if (g.c0.defined() && lstm) std::memcpy(mut<T>(g.c0), dc.data(), B * H * sizeof(T));
   // The whole-sequence products: dW_ih = dGx^T x, dx = dGx W_ih, dW_hh = dGh^T [h_{t-1}]_t, biases = column sums.
   const int64_t TB = Tn * B;
-  if (g.w_ih.defined()) gemm_parallel<T>(true, false, GH, I, TB, dgx, GH, x, I, T(0), mut<T>(g.w_ih), I);
-  if (g.x.defined()) gemm_parallel<T>(false, false, TB, I, GH, dgx, GH, w_ih, I, T(0), mut<T>(g.x), I);
+  if (g.w_ih.defined()) gemm_parallel<true>(GH, I, TB, dgx, GH, x, I, mut<T>(g.w_ih), I, false);
+  if (g.x.defined()) gemm_parallel<false>(TB, I, GH, dgx, GH, w_ih, I, mut<T>(g.x), I, false);
   if (g.w_hh.defined()) {
     // h_{t-1} for t = 0..T-1 is slots 0..T-1 of the packed output (forward) or 2..T+1 (reverse).
     const T* h_prev = out + (L.reverse ? 2 : 0) * B * H;
-    gemm_parallel<T>(true, false, GH, H, TB, dgh, GH, h_prev, H, T(0), mut<T>(g.w_hh), H);
+    gemm_parallel<true>(GH, H, TB, dgh, GH, h_prev, H, mut<T>(g.w_hh), H, false);
   }
   if (g.b_ih.defined()) column_sums(dgx, TB, GH, mut<T>(g.b_ih));
-  if (g.b_hh.defined()) column_sums(dgh, TB, GH, mut<T>(g.b_hh));
+  if (g.b_hh.defined()) {
+    if (dgh == dgx && g.b_ih.defined()) std::memcpy(mut<T>(g.b_hh), mut<T>(g.b_ih), GH * sizeof(T));
+    else column_sums(dgh, TB, GH, mut<T>(g.b_hh));
+  }
 }
 
 template <class F> void dispatch_cell(RnnCell c, F&& f) {
@@ -372,7 +377,65 @@ Layout layout(const RnnTensors& t) {
           t.lengths.defined() ? t.lengths.data<int64_t>() : nullptr};
 }
 
+// ---- the log-space scan of minGRU / minLSTM: out_l = log(exp(out_{l-1}) + exp(x_l)) along L, per (outer, inner)
+// column. Backward: out_s depends on x_t (t <= s) through d out_s / d x_t = exp(x_t - out_s), so with
+// r_t = sum_{s >= t} g_s exp(out_t - out_s) = g_t + exp(out_t - out_{t+1}) r_{t+1}, grad x_t = exp(x_t - out_t) r_t.
+// out is non-decreasing along L, so every exponent is <= 0: nothing overflows however long the scan.
+template <class T> T log_add_exp(T a, T b) {
+  const T m = std::max(a, b);
+  if (m == -std::numeric_limits<T>::infinity()) return m;
+  return m + std::log1p(std::exp(-std::abs(a - b)));
+}
+
+// Calls f(o, i0, i1) over blocks of the [outer, inner] columns, in parallel when there is enough work.
+template <class F> void scan_columns(int64_t outer, int64_t L, int64_t inner, F f) {
+  const int64_t blocks = outer * ((inner + 63) / 64);
+  const bool par = outer * L * inner >= 32768 && omp_get_max_threads() > 1 && !omp_in_parallel();
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t per = (inner + 63) / 64, o = b / per, i0 = (b % per) * 64;
+    f(o, i0, std::min(inner, i0 + 64));
+  }
+}
+
 }  // namespace
+
+void CpuBackend::logcumsumexp(const Tensor& x, const Tensor& out) {
+  const int64_t outer = x.size(0), L = x.size(1), inner = x.size(2);
+  dispatch_floating(x.dtype(), "logcumsumexp", [&]<class T>() {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    scan_columns(outer, L, inner, [&](int64_t o, int64_t i0, int64_t i1) {
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t r = (o * L + l) * inner;
+        for (int64_t i = i0; i < i1; ++i) po[r + i] = l ? log_add_exp(po[r - inner + i], px[r + i]) : px[r + i];
+      }
+    });
+  });
+}
+
+void CpuBackend::logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out,
+                                       const Tensor& grad_x) {
+  const int64_t outer = x.size(0), L = x.size(1), inner = x.size(2);
+  dispatch_floating(x.dtype(), "logcumsumexp", [&]<class T>() {
+    const T *px = x.data<T>(), *po = out.data<T>(), *pg = grad_out.data<T>();
+    T* gx = grad_x.data<T>();
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    scan_columns(outer, L, inner, [&](int64_t o, int64_t i0, int64_t i1) {
+      std::vector<T> r(i1 - i0, T(0));
+      for (int64_t l = L - 1; l >= 0; --l) {
+        const int64_t row = (o * L + l) * inner;
+        for (int64_t i = i0; i < i1; ++i) {
+          T& acc = r[i - i0];
+          // exp(out_l - out_{l+1}); a column that is still -inf has no gradient to pass on
+          if (l + 1 < L) acc *= po[row + inner + i] == ninf ? T(0) : std::exp(po[row + i] - po[row + inner + i]);
+          acc += pg[row + i];
+          gx[row + i] = px[row + i] == ninf ? T(0) : std::exp(px[row + i] - po[row + i]) * acc;
+        }
+      }
+    });
+  });
+}
 
 void CpuBackend::rnn_forward(const RnnTensors& t) {
   dispatch_floating(t.x.dtype(), "rnn", [&]<class T>() {

@@ -1,7 +1,7 @@
 // How many steps a training run makes: exactly --steps N, or as many as fit in the --minutes budget. A schedule
 // such as warm-up + cosine needs its length up front, so in budget mode the length is estimated from the measured
-// speed after a few dozen steps, refined once a little later, and then fixed; the run stops at that step, or at the
-// budget if the estimate was too generous.
+// speed after a few dozen steps and refined now and then over the first three quarters of the run (the machine's
+// speed may change); the run stops at that step, or at the budget if the estimate was too generous.
 #pragma once
 #include <cstdint>
 
@@ -27,7 +27,6 @@ class StepBudget {
   int64_t steps_;
   double budget_s_;
   int64_t total_;
-  int estimates_ = 0;
   int64_t first_seen_ = -1;
 };
 

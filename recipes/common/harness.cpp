@@ -22,13 +22,16 @@ void on_sigint(int) { g_interrupted = 1; }
 
 Harness::Harness(std::string name, std::string description, CommonFlags defaults)
     : name_(std::move(name)), app_(std::move(description), name_), flags_(std::move(defaults)) {
-  app_.option_defaults()->always_capture_default();
+  // A flag given twice takes its last value, so scripts can append overrides to a base command line.
+  app_.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app_.get_formatter()->column_width(36);
   CommonFlags& f = flags_;
   app_.add_option("--seed", f.seed, "random seed: initialisation, data order, sampling")->type_name("N");
   app_.add_option("--threads", f.threads, "CPU threads (0: OMP_NUM_THREADS, else every core)")->type_name("N")
       ->check(CLI::NonNegativeNumber);
-  app_.add_option("--steps", f.steps, "optimizer steps (0: the recipe's default)")->type_name("N")->check(CLI::NonNegativeNumber);
+  app_.add_option("--steps", f.steps, "optimizer steps (0: the recipe's default)")
+      ->type_name("N")
+      ->check(CLI::NonNegativeNumber);
   app_.add_option("--minutes", f.minutes, "training time budget in minutes (0: no limit)")->type_name("M")
       ->check(CLI::NonNegativeNumber);
   app_.add_option("--device", f.device, "where to compute")->check(CLI::IsMember({"cpu", "cuda"}));
@@ -45,6 +48,9 @@ Harness::Harness(std::string name, std::string description, CommonFlags defaults
       ->type_name("N")
       ->check(CLI::NonNegativeNumber);
   app_.add_option("--eval-every", f.eval_every, "validate every N steps (0: the recipe's default)")->type_name("N")
+      ->check(CLI::NonNegativeNumber);
+  app_.add_option("--stop-after", f.stop_after, "stop after step N as if interrupted; resume later with --resume")
+      ->type_name("N")
       ->check(CLI::NonNegativeNumber);
 }
 

@@ -35,6 +35,7 @@ struct CommonFlags {
   std::string data;          // the corpus file or folder
   int64_t log_every = 0;     // plain (non-terminal) progress: a line every N steps; 0: about every 5 seconds
   int64_t eval_every = 0;    // validation every N steps; 0: the recipe's default
+  int64_t stop_after = 0;    // stop after this step as if interrupted (the schedule still spans the whole run)
 };
 
 class Harness {

@@ -38,8 +38,9 @@ Progress::Progress(int64_t total_steps, double budget_s, int64_t log_every)
   start(0);
 }
 
-void Progress::start(int64_t, double elapsed_before) {
+void Progress::start(int64_t step, double elapsed_before) {
   t0_ = last_tick_ = last_print_ = Clock::now();
+  last_step_ = step;
   before_ = elapsed_before;
   window_.clear();
   skip_ = false;
@@ -73,7 +74,9 @@ std::string Progress::eta_string() const {
 std::string Progress::line(int64_t step, double loss, double lr) const {
   std::string total = total_ > 0 ? fmt::format("/{}", total_) : "";
   const double tps = tokens_per_s();
-  std::string rate = !std::isfinite(tps) ? "-" : tps >= 1e4 ? fmt::format("{:.1f}k", tps / 1e3) : fmt::format("{:.0f}", tps);
+  const std::string rate = !std::isfinite(tps) ? "-"
+                           : tps >= 1e4        ? fmt::format("{:.1f}k", tps / 1e3)
+                                               : fmt::format("{:.0f}", tps);
   return fmt::format("step {:>5}{} | loss {:.4f} | {} tok/s | lr {:.2e} | {} elapsed | ETA {}", step, total, loss,
                      rate, lr, format_duration(elapsed()), eta_string());
 }

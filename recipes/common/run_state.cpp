@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/io/io.h"
 #include "core/ops.h"
 #include "core/random.h"
 #include "optim/checkpoint.h"
@@ -37,6 +38,10 @@ std::unique_ptr<data::Tokenizer> load_run_tokenizer(const std::string& checkpoin
   TG_CHECK(fs::exists(file, ec), "checkpoint {}: its tokenizer {} is missing (it is saved beside the checkpoint)",
            checkpoint_file, file);
   return data::load_tokenizer(file);
+}
+
+TensorMap read_run_extras(const std::string& checkpoint_file) {
+  return take_state(io::load_safetensors(checkpoint_file), "extra.");
 }
 
 int64_t load_run(const std::string& checkpoint_file, nn::Module& model, optim::Optimizer& opt, TensorMap* extra) {

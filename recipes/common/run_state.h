@@ -42,6 +42,9 @@ void save_run(const std::string& dir, const nn::Module& model, const optim::Opti
 std::string resolve_checkpoint(const std::string& path);
 // The tokenizer saved beside a checkpoint file.
 std::unique_ptr<data::Tokenizer> load_run_tokenizer(const std::string& checkpoint_file);
+// The recipe's extras stored in a checkpoint, read without restoring anything: to check, before building the model,
+// that the checkpoint was made with the same configuration (a clearer error than a parameter-shape mismatch).
+TensorMap read_run_extras(const std::string& checkpoint_file);
 // Restores model, optimizer and the default generator, fills *extra, returns the step. Nothing changes unless
 // the whole file checks (a truncated or corrupt file is a tg::Error naming it).
 int64_t load_run(const std::string& checkpoint_file, nn::Module& model, optim::Optimizer& opt, TensorMap* extra);
