@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: installs dependencies, builds Release, and runs the flagship program.
-# Until the char_rnn recipe lands (recipes/, issue 8) the flagship is the linear-regression training demo.
+# The flagship is recipes/char_rnn (falls back to the linear-regression demo in a build without recipes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh

@@ -63,8 +63,8 @@ struct RnnTensors {
   Tensor b_ih, b_hh;         // [G*H] each, optional
   Tensor lengths;            // int64 [B], optional: row b is valid for t < lengths[b]; elsewhere the state is carried
   // Written by rnn_forward, read by rnn_backward:
-  Tensor out;    // [T+2, B, H]: forward  [h0 | h_0 .. h_{T-1} | c_n],  reverse [c_n | h_0 .. h_{T-1} | h0]
-                 // (the outputs in time order between the two; c_n is left zero for non-LSTM cells)
+  Tensor out;    // [T+2, B, H]: forward [h0 | y_0 .. y_{T-1} | c_n], reverse [c_n | y_0 .. y_{T-1} | h0], where
+                 // y_t is the state after time t (in time order either way); c_n is zero for non-LSTM cells
   Tensor gates;  // [T, B, G*H]: the activated gates per step
   Tensor aux;    // [T, B, H]: LSTM cell states c_t; GRU W_hn h_{t-1} + b_hn; undefined otherwise
 };

@@ -40,6 +40,7 @@ RnnLayerOut rnn_layer_fused(RnnCell cell, const Tensor& x, const Tensor& h0, con
   check_floating(op, "input", x);
   TG_CHECK(x.dim() == 3, "{}: input must be [T, B, I], got {}", op, shape_str(x.sizes()));
   TG_CHECK(w_hh.defined() && w_hh.dim() == 2, "{}: weight_hh must be 2-d [G*H, H]", op);
+  TG_CHECK(w_ih.defined(), "{}: weight_ih is undefined", op);
   const int64_t G = rnn_gate_count(cell), H = w_hh.size(1), T = x.size(0), B = x.size(1), I = x.size(2);
   const bool lstm = cell == RnnCell::LSTM;
   check_param(op, "weight_ih", w_ih, x, {G * H, I});

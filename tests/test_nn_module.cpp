@@ -108,7 +108,7 @@ TEST_CASE("nn module: dotted names for nested modules, in registration order") {
   CHECK(net.num_parameters() == 1 + 40 + count + 40 + 10);
 }
 
-TEST_CASE("nn module: tied weights are listed once; registration is checked") {
+TEST_CASE("nn module: tied weights are listed once, registration is checked") {
   struct Tied : nn::Module {
     std::shared_ptr<nn::Embedding> emb;
     std::shared_ptr<nn::Linear> head;
@@ -279,7 +279,7 @@ TEST_CASE("nn module: summary is a table of names, shapes and counts with the to
   CHECK(mlp.num_parameters() == 407050);
 }
 
-TEST_CASE("nn module: Sequential chains its children; activations are modules") {
+TEST_CASE("nn module: Sequential chains its children, activations are modules") {
   tg::manual_seed(12);
   auto l1 = std::make_shared<nn::Linear>(3, 5), l2 = std::make_shared<nn::Linear>(5, 2);
   nn::Sequential seq(l1, std::make_shared<nn::GELU>(), l2, std::make_shared<nn::Tanh>());

@@ -240,7 +240,7 @@ TEST_CASE("clip_grad_norm_ and clip_grad_value_") {
 
 // ----------------------------------------------------------------------------------------------------- schedules
 
-TEST_CASE("schedules: constant, step, warm-up + cosine with min lr; state_dict resume") {
+TEST_CASE("schedules: constant, step, warm-up + cosine with min lr, state_dict resume") {
   Tensor w = param({0}), v = param({0});
   optim::SGD opt({{.params = {w}, .lr = 1.0}, {.params = {v}, .lr = 0.5}}, {});
   {

@@ -276,6 +276,25 @@ TEST_CASE("rnn modules: inter-layer dropout in training only, never after the la
   CHECK(max_abs_diff(std::get<0>(one.forward(x)), std::get<0>(one.forward(x))) == 0.0);
 }
 
+TEST_CASE("rnn errors: shapes, dtypes and lengths are checked at the op boundary, naming the op") {
+  nn::LSTM lstm({.input_size = 3, .hidden_size = 4, .num_layers = 2});
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const tg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(message([&] { lstm.forward(tg::randn({5, 2, 4})); }).find("features") != std::string::npos);
+  CHECK(message([&] { lstm.forward(tg::randn({5, 2, 3}), std::tuple{tg::zeros({1, 2, 4}), tg::zeros({1, 2, 4})}); })
+            .find("h0 must be [2, 2, 4]") != std::string::npos);
+  CHECK(message([&] { lstm.forward(tg::randn({5, 2, 3}), std::nullopt, tg::tensor(std::vector<int64_t>{6, 1})); })
+            .find("lengths must lie in [0, 5]") != std::string::npos);
+  CHECK(message([&] { lstm.forward(tg::randn({5, 2, 3}).to(tg::kFloat64)); }).find("lstm") != std::string::npos);
+  CHECK_THROWS_AS(nn::RNN(nn::RNNOptions{.input_size = 3, .hidden_size = 4, .nonlinearity = "sigmoid"}), tg::Error);
+}
+
 TEST_CASE("rnn truncated BPTT: carried detached state continues the sequence, gradients stop at the cut") {
   tg::manual_seed(9);
   nn::LSTM lstm({.input_size = 3, .hidden_size = 5, .num_layers = 2, .batch_first = true});

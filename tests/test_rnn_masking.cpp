@@ -90,7 +90,7 @@ TEST_CASE("rnn masking: padded positions change neither outputs nor gradients") 
   check_masking<nn::LSTM>(true, std::numeric_limits<double>::quiet_NaN());
 }
 
-TEST_CASE("rnn masking: zero lengths keep the initial state; full lengths equal no lengths") {
+TEST_CASE("rnn masking: zero lengths keep the initial state, full lengths equal no lengths") {
   tg::manual_seed(31);
   nn::GRU gru({.input_size = 2, .hidden_size = 3});
   Tensor x = tg::randn({4, 2, 2}), h0 = tg::randn({1, 2, 3});

@@ -42,7 +42,7 @@ struct OneThread {
 
 TEST_SUITE("rnn") {
 
-TEST_CASE("pointer net: greedy and beam decoding return permutations; logits match what decoding scores") {
+TEST_CASE("pointer net: greedy and beam decoding return permutations, logits match what decoding scores") {
   tg::manual_seed(50);
   nn::PointerNet net({.input_dim = 2, .hidden = 16, .mask_chosen = true});
   net.to(tg::kFloat64);

@@ -59,7 +59,7 @@ std::pair<std::vector<int64_t>, double> brute_force(int64_t max_len) {
 
 TEST_SUITE("rnn") {
 
-TEST_CASE("seq2seq attention: weights are a distribution over valid keys; gradcheck") {
+TEST_CASE("seq2seq attention: weights are a distribution over valid keys, gradcheck") {
   tg::manual_seed(40);
   nn::BahdanauAttention add(3, 4, 5);
   nn::LuongAttention gen(3, 4, true), dot(4, 4);
@@ -137,7 +137,7 @@ TEST_CASE("seq2seq: teacher-forced logits equal step-by-step decoding, every att
   }
 }
 
-TEST_CASE("seq2seq: learns to reverse sequences; greedy and beam search decode them") {
+TEST_CASE("seq2seq: learns to reverse sequences, greedy and beam search decode them") {
   // One thread: these products are too small to gain from two, and on a loaded machine every parallel region can
   // wait a scheduler slice for its second thread.
   const int threads = tg::get_num_threads();
