@@ -30,7 +30,8 @@ Tensor randint(int64_t low, int64_t high, const Shape& sizes, TensorOptions opt 
 Tensor rand_like(const Tensor& t);
 Tensor randn_like(const Tensor& t);
 Tensor randperm(int64_t n, TensorOptions opt = kInt64);
-// Copies values into a new tensor of the given shape (defaults to 1-d); the dtype follows T.
+// Copies values into a new tensor of the given shape; the dtype follows T. Without a shape: 1-d, except that a
+// single value gives a 0-d tensor (pass {1} for a 1-element 1-d tensor; torch.tensor([v]) is 1-d).
 template <class T> Tensor tensor(const std::vector<T>& values, const Shape& sizes = {}, TensorOptions opt = {});
 template <> Tensor tensor<int>(const std::vector<int>& values, const Shape& sizes, TensorOptions opt);
 Tensor tensor(const std::vector<bool>& values, const Shape& sizes = {}, TensorOptions opt = {});
