@@ -1,7 +1,8 @@
-// Helpers shared by nn/fused.cpp and nn/functional.cpp: loss reductions and argument checks (not public API).
+// Helpers shared by nn/fused.cpp, nn/rnn_fused.cpp and nn/functional.cpp: loss reductions and argument checks (not public API).
 #pragma once
 #include <string>
 
+#include "autograd/grad_mode.h"
 #include "core/ops.h"
 
 namespace tg::nn::detail {
@@ -24,6 +25,13 @@ inline Tensor reduce_loss(const Tensor& loss, Reduction r, double count) {
     case Reduction::Mean: return div(sum(loss), count);
   }
   return loss;
+}
+
+// t as a contiguous tensor without recording (a fused node itself carries the gradient).
+inline Tensor dense(const Tensor& t) {
+  if (!t.defined() || t.is_contiguous()) return t;
+  NoGradGuard g;
+  return t.contiguous();
 }
 
 inline void check_floating(const char* op, const char* what, const Tensor& t) {

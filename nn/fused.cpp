@@ -15,13 +15,6 @@ using namespace tg::nn::detail;
 
 namespace {
 
-// t as a contiguous tensor without recording (the fused node itself carries the gradient).
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  NoGradGuard g;
-  return t.contiguous();
-}
-
 // A contiguous t viewed with `sizes`, without autograd.
 Tensor as_rows(const Tensor& t, Shape sizes) {
   Tensor c = dense(t);

@@ -14,13 +14,6 @@ using namespace tg::nn::detail;
 
 namespace {
 
-// t as a contiguous tensor without recording (the fused node itself carries the gradient).
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  NoGradGuard g;
-  return t.contiguous();
-}
-
 const char* op_name(RnnCell c) {
   switch (c) {
     case RnnCell::Tanh: return "rnn_tanh";
