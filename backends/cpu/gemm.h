@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/cpu/tiled_gemm.h"
+
 #ifdef TG_USE_CBLAS
 #include <cblas.h>
 #endif
@@ -70,6 +72,18 @@ template <class T> void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc
       for (int64_t i = 0; i < a.rows; ++i)
         for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = T(0);
     return;
+  }
+  if constexpr (tiled::kPreferred && std::is_floating_point_v<T>) {
+    // Small and mid-size products with a row-major B: the register-tiled kernel (tiled_gemm.h) beats the library
+    // GEMM's repacking on AVX-512, as long as B stays in L2 (it streams B once per row tile of C).
+    const bool b_rows = b.cs == 1 || b.cols == 1;
+    const bool a_rows = a.cs == 1 || a.cols == 1, a_cols = a.rs == 1 || a.rows == 1;
+    if (b_rows && (a_rows || a_cols) && a.cols * b.cols * int64_t(sizeof(T)) <= (512 << 10)) {
+      const int64_t ldb = b.rows == 1 ? b.cols : b.rs;
+      if (a_rows) tiled::gemm<false, T>(a.rows, b.cols, a.cols, a.p, a.rows == 1 ? a.cols : a.rs, b.p, ldb, c, ldc, accumulate);
+      else tiled::gemm<true, T>(a.rows, b.cols, a.cols, a.p, a.cols == 1 ? a.rows : a.cs, b.p, ldb, c, ldc, accumulate);
+      return;
+    }
   }
 #ifdef TG_USE_CBLAS
   if constexpr (std::is_floating_point_v<T>)
