@@ -36,6 +36,33 @@ struct RnnGrads {
   Tensor x, h0, c0, w_ih, w_hh, b_ih, b_hh;
 };
 
+// ---- fused attention (see Backend::attention_forward): one scaled dot-product attention over a batch of heads.
+// Shapes: B batch, H query heads, Hkv key/value heads (H a multiple of Hkv: query head h reads kv head h / (H/Hkv)),
+// T queries, S keys, D = q/k width, Dv = v width. q, k, v, out and the gradients may have any strides as long as
+// the last dim has stride 1.
+struct AttentionTensors {
+  Tensor q;             // [B, H, T, D]
+  Tensor k;             // [B, Hkv, S, D]
+  Tensor v;             // [B, Hkv, S, Dv]
+  Tensor mask;          // optional, viewed broadcast (stride 0) as [B, H, T, S]: bool (true = attend) or q's dtype (added)
+  bool causal = false;  // key j is masked for query i when j > i (top-left aligned, as PyTorch's is_causal)
+  double scale = 1;     // multiplies q k^T
+  double dropout_p = 0; // probability of zeroing an attention weight; the kept ones are scaled by 1 / (1 - p)
+  uint64_t dropout_seed = 0;
+  Tensor out;           // [B, H, T, Dv], written by attention_forward
+  Tensor lse;           // [B, H, T] contiguous: each row's logsumexp of the masked, scaled logits (-inf if all masked)
+};
+
+// Whether attention weight (b, h, i, j) survives dropout: a counter-based hash of the seed and the weight's flat
+// index, so that backward regenerates the mask block by block instead of storing it (T x S per head).
+inline bool attention_dropout_keep(uint64_t seed, uint64_t flat_index, double p) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (flat_index + 1);  // splitmix64
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53 >= p;
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -113,6 +140,15 @@ class Backend {
   virtual void logcumsumexp(const Tensor& x, const Tensor& out) = 0;
   virtual void logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out,
                                      const Tensor& grad_x) = 0;
+
+  // ---- fused attention kernels (backends/cpu/attention.cpp), the forward and backward of nn/attention.cpp's
+  // scaled_dot_product_attention. Forward fills t.out and t.lse with an online softmax over blocks of keys, so it
+  // never holds more than one block of logits per thread. Backward recomputes each block's probabilities from
+  // t.lse and writes grad_q, grad_k, grad_v (each shaped as its input; grad_k and grad_v sum over the query heads
+  // that share a kv head).
+  virtual void attention_forward(const AttentionTensors& t) = 0;
+  virtual void attention_backward(const AttentionTensors& t, const Tensor& grad_out, const Tensor& grad_q,
+                                  const Tensor& grad_k, const Tensor& grad_v) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.
