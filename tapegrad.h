@@ -23,6 +23,7 @@
 #include "nn/layers.h"
 #include "nn/min_rnn.h"
 #include "nn/module.h"
+#include "nn/moe.h"
 #include "nn/pointer_net.h"
 #include "nn/rnn.h"
 #include "nn/seq2seq.h"
