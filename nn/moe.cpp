@@ -35,7 +35,7 @@ Tensor load_balancing_loss(const Tensor& probs, const Tensor& assignments) {
   if (total > 0)
     for (double& v : f) v /= total;
   // f counts discrete choices, so only P = mean(probs) carries a gradient (Switch Transformer, eq. 4).
-  Tensor ft = tensor(f, {E}, probs.options());
+  Tensor ft = tensor(f, {E}).to(probs.dtype());
   return mul(sum(mul(ft, mean(probs, {0}))), static_cast<double>(E));
 }
 

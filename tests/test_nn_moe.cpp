@@ -236,6 +236,8 @@ TEST_CASE("MoE: bad options and inputs are tg::Errors, an empty batch routes not
   tg::manual_seed(81);
   Tensor x = tg::randn({2, 8, 4});
   Tensor loss = tg::sum(m.forward(x)) + m.aux_loss() * 1e-2 + m.z_loss() * 1e-3;
+  CHECK(m.aux_loss().dtype() == tg::kFloat32);
+  CHECK(m.z_loss().dtype() == tg::kFloat32);
   loss.backward();
   CHECK(m.router->weight.grad().defined());
   for (int64_t e = 0; e < 2; ++e)
