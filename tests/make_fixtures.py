@@ -507,6 +507,49 @@ def rnn_fixtures():
     return fam
 
 
+def linear_attention_fixtures():
+    """tests/test_nn_linear_attention_parity.cpp: the linear-attention family written from the papers' equations,
+    one step at a time. "la": Katharopoulos et al. 2020 with phi = elu + 1 on raw q, k. "gla": Yang et al. 2023,
+    S_t = Diag(alpha_t) S_{t-1} + k_t^T v_t, o_t = (q_t d_k^-1/2) S_t with log alpha = logsigmoid(g) / 16 and an
+    initial state s0; out = cat(flat o, flat S_T), out1 = o, out2 = S_T. "aaren": Feeney et al. 2024, causal
+    softmax attention of a constant query with scores s. Seeded on its own, so the other files stay unchanged."""
+    torch.manual_seed(6)
+    fam = Family("linear_attention")
+
+    def la(q, k, v):
+        q, k = F.elu(q) + 1, F.elu(k) + 1
+        S = torch.zeros(q.shape[0], q.shape[1], q.shape[3], v.shape[3], dtype=D)
+        z = torch.zeros(q.shape[0], q.shape[1], q.shape[3], dtype=D)
+        ys = []
+        for t in range(q.shape[2]):
+            S = S + k[:, :, t, :, None] * v[:, :, t, None, :]
+            z = z + k[:, :, t]
+            num = torch.einsum("bhk,bhkv->bhv", q[:, :, t], S)
+            ys.append(num / ((q[:, :, t] * z).sum(-1, keepdim=True) + 1e-6))
+        return torch.stack(ys, 2)
+
+    def gla(q, k, v, g, s0):
+        alpha = torch.exp(F.logsigmoid(g) / 16)
+        S, os_ = s0, []
+        for t in range(q.shape[2]):
+            S = alpha[:, :, t, :, None] * S + k[:, :, t, :, None] * v[:, :, t, None, :]
+            os_.append(torch.einsum("bhk,bhkv->bhv", q[:, :, t] * q.shape[3] ** -0.5, S))
+        o = torch.stack(os_, 2)
+        return torch.cat([o.reshape(-1), S.reshape(-1)]), o, S
+
+    def aaren(s, v):
+        T = s.shape[2]
+        scores = s[:, :, None, :].expand(-1, -1, T, -1)
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        return torch.softmax(scores.masked_fill(mask, float("-inf")), -1) @ v
+
+    fam.case("la", la, q=randn(2, 2, 7, 3), k=randn(2, 2, 7, 3), v=randn(2, 2, 7, 4))
+    fam.case("gla", gla, q=randn(2, 2, 7, 4), k=randn(2, 2, 7, 4), v=randn(2, 2, 7, 3), g=randn(2, 2, 7, 4) * 4,
+             s0=randn(2, 2, 4, 3))
+    fam.case("aaren", aaren, s=randn(2, 3, 9) * 3, v=randn(2, 3, 9, 4))
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -523,7 +566,8 @@ def npy_fixtures():
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
-    for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures()):
+    for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures(),
+                linear_attention_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")
