@@ -6,6 +6,11 @@
 One line per file (labelled by its folder, or --labels), in up to two panels: the training loss (smoothed over
 --smooth records) and the validation metric (val_loss, else accuracy). --x wall_s plots against wall-clock
 seconds instead of steps. Needs matplotlib (Debian: apt-get install python3-matplotlib).
+
+A results table instead (mqar's results.json: {"results": [{"model", "width", "seq_len", "accuracy", ...}]}) gives
+grouped bars, one panel per sequence length, one bar per model and width:
+
+    /usr/bin/python3 recipes/plot.py --results out/mqar/results.json -o docs/img/mqar.png
 """
 import argparse
 import json
@@ -49,9 +54,46 @@ def smooth(values, n):
     return out
 
 
+def plot_results(path, output, title, plt):
+    """Grouped bars of accuracy by model (groups) and width (bars), one panel per sequence length."""
+    try:
+        with open(path) as f:
+            results = json.load(f)["results"]
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"plot.py: cannot read a results table from {path}: {e}")
+    if not results:
+        sys.exit(f"plot.py: {path} holds no results")
+    models = list(dict.fromkeys(r["model"] for r in results))
+    widths = sorted({r["width"] for r in results})
+    lengths = sorted({r["seq_len"] for r in results})
+    fig, axes = plt.subplots(1, len(lengths), figsize=(max(4.5, 1.2 * len(models) + 1.5) * len(lengths), 4.2),
+                             squeeze=False, sharey=True)
+    bar = 0.8 / len(widths)
+    for ax, length in zip(axes[0], lengths):
+        kv = next((r.get("kv_pairs") for r in results if r["seq_len"] == length), None)
+        for j, width in enumerate(widths):
+            acc = {r["model"]: r["accuracy"] for r in results if r["seq_len"] == length and r["width"] == width}
+            xs = [i + (j - (len(widths) - 1) / 2) * bar for i, m in enumerate(models) if m in acc]
+            ys = [acc[m] for m in models if m in acc]
+            ax.bar(xs, ys, bar, label=f"width {width}")
+        ax.set_xticks(range(len(models)))
+        ax.set_xticklabels(models)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"length {length}" + (f", {kv} key-value pairs" if kv else ""))
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    print(f"plot.py: wrote {output}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("files", nargs="+", help="metrics.jsonl files")
+    ap.add_argument("files", nargs="*", help="metrics.jsonl files")
+    ap.add_argument("--results", help="a results table (results.json) to draw as grouped bars instead of curves")
     ap.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: curves.png)")
     ap.add_argument("--labels", help="comma-separated names, one per file (default: each file's folder)")
     ap.add_argument("--x", default="step", choices=["step", "wall_s"], help="x axis (default: step)")
@@ -66,6 +108,13 @@ def main():
         import matplotlib.pyplot as plt
     except ImportError:
         sys.exit("plot.py: matplotlib is missing (Debian: apt-get install python3-matplotlib)")
+
+    if args.results:
+        if args.files:
+            sys.exit("plot.py: give either metrics files or --results, not both")
+        return plot_results(args.results, args.output, args.title, plt)
+    if not args.files:
+        sys.exit("plot.py: no metrics files given")
 
     labels = args.labels.split(",") if args.labels else [
         os.path.basename(os.path.dirname(os.path.abspath(f))) or f for f in args.files]

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Smoke test of mqar (CTest: recipe_mqar_smoke): every model, tiny, for a few dozen steps on a small MQAR task.
+# Checks that each run's loss falls, that results.json and every run's metrics.jsonl are written and agree with the
+# printed table, that --bench prints its JSON line, and that bad input (an unknown model, a task that does not fit,
+# an unknown flag) fails with a clear message and a non-zero exit, never a crash.
+# usage: mqar_smoke.sh PATH/TO/mqar WORKDIR
+set -euo pipefail
+bin=$(realpath "$1")
+work=$2
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+models=$("$bin" --help | sed -nE 's/.*known models: ([a-z,]+).*/\1/p')
+[ -n "$models" ] || fail "--help does not list the known models"
+tiny=(--widths 16 --seq-lens 32 --kv-pairs 4 --vocab 64 --train-examples 256 --test-examples 64 --batch 32
+      --lr 1e-2 --threads 1 --log-every 10)
+
+echo "== every model ($models), 40 steps"
+"$bin" "${tiny[@]}" --models "$models" --steps 40 --out out > run.log
+cat run.log
+[ -s out/results.json ] || fail "results.json was not written"
+grep -q "test accuracy at the query positions" run.log || fail "no table printed"
+for m in ${models//,/ }; do
+  f=out/${m}_d16_L32/metrics.jsonl
+  [ -s "$f" ] || fail "$f was not written"
+  grep -q '"accuracy"' "$f" || fail "$f has no accuracy record"
+  first=$(grep '"loss"' "$f" | head -1 | sed -E 's/.*"loss":([^,}]*).*/\1/')
+  last=$(grep '"loss"' "$f" | tail -1 | sed -E 's/.*"loss":([^,}]*).*/\1/')
+  # Untrained: about ln 64 = 4.16; the values alone (the upper half of the vocabulary) give ln 32 = 3.47.
+  awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }' || fail "$m: the loss did not fall ($first -> $last)"
+  echo "$m: loss $first -> $last"
+  acc=$(/usr/bin/python3 -c "import json; print([r['accuracy'] for r in json.load(open('out/results.json'))['results'] if r['model'] == '$m'][0])")
+  grep -Eq "^$m +16 +$(printf '%.3f' "$acc")\$" run.log || fail "$m: the table does not show results.json's accuracy $acc"
+done
+
+echo "== --bench"
+"$bin" --bench --steps 2 "${tiny[@]}" --models "${models%%,*}" > bench.log
+grep -Eq '^\{"recipe": "mqar", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+, "peak_rss_mb": [0-9.]+' bench.log ||
+  fail "bench line: $(cat bench.log)"
+
+echo "== bad input"
+# expect_error NAME PATTERN ARGS...: a non-zero exit below 128 (not a signal) and PATTERN in stderr.
+expect_error() {
+  local name=$1 pattern=$2
+  shift 2
+  local rc=0
+  "$bin" "$@" > "$name.out" 2> "$name.err" || rc=$?
+  [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "$name: exit code $rc"
+  grep -q -- "$pattern" "$name.err" || fail "$name: stderr lacks '$pattern': $(cat "$name.err")"
+  echo "$name: exit $rc: $(head -1 "$name.err")"
+}
+expect_error unknown_model "unknown model 'transformer'" "${tiny[@]}" --steps 2 --models lstm,transformer
+expect_error too_short "too short" "${tiny[@]}" --steps 2 --models lstm --seq-lens 12
+expect_error kv_count "--kv-pairs" "${tiny[@]}" --steps 2 --models lstm --seq-lens 32,64 --kv-pairs 2,4,8
+expect_error bad_width "'6x' is not a positive integer" "${tiny[@]}" --steps 2 --models lstm --widths 16,6x
+expect_error empty_model "an empty item" "${tiny[@]}" --steps 2 --models lstm,,mingru
+expect_error unknown_flag "--bogus" --bogus 3
+echo "mqar smoke test passed"
