@@ -49,6 +49,7 @@ struct Config {
   int64_t mlp_ratio = 2;  // hidden width of the MLP over the model width; 0: no MLP (the paper's Figure 2)
   int64_t heads = 1;      // attention heads (the paper: 1)
   int64_t short_conv = 3; // kernel of the depthwise causal convolution before every mixer; 0: none (Figure 2)
+  bool positions = true;  // learned absolute positions for attention (Zoology's); the others never have them
   int64_t train_examples = 20000, test_examples = 500;  // 4000 were memorised (train loss fell, test did not)
   int64_t batch = 32;
   int64_t default_steps = 600;
@@ -178,7 +179,7 @@ class MixerLM : public tg::nn::Module {
   MixerLM(const std::string& mixer_name, int64_t d, int64_t max_len, const Config& cfg) {
     embed = register_module("embed", std::make_shared<tg::nn::Embedding>(cfg.vocab, d));
     // Attention alone has no notion of order; Zoology gives it learned absolute positions and the others none.
-    if (mixer_name == "attention") pos = register_module("pos", std::make_shared<tg::nn::Embedding>(max_len, d));
+    if (mixer_name == "attention" && cfg.positions) pos = register_module("pos", std::make_shared<tg::nn::Embedding>(max_len, d));
     blocks = register_module("blocks", std::make_shared<tg::nn::ModuleList>());
     for (int64_t l = 0; l < cfg.layers; ++l) blocks->push_back(std::make_shared<Block>(mixer_name, d, cfg));
     norm = register_module("norm", std::make_shared<tg::nn::LayerNorm>(tg::Shape{d}));
@@ -457,6 +458,7 @@ int main(int argc, char** argv) {
   app.add_option("--mlp-ratio", cfg.mlp_ratio, "MLP width over model width (0: no MLP)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--heads", cfg.heads, "attention heads")->check(CLI::PositiveNumber);
+  app.add_flag("--positions,!--no-positions", cfg.positions, "learned absolute positions for attention");
   app.add_option("--short-conv", cfg.short_conv, "kernel of the short causal convolution before each mixer (0: none)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--train-examples", cfg.train_examples, "training set size")->check(CLI::PositiveNumber);
