@@ -550,6 +550,61 @@ def linear_attention_fixtures():
     return fam
 
 
+def attention_fixtures():
+    """tests/test_attention_parity.cpp: scaled dot-product attention written out as softmax(q k^T * scale + mask) v
+    (PyTorch 1.13 has no F.scaled_dot_product_attention), with a bool mask meaning "attend" as in PyTorch 2's SDPA,
+    and torch.nn.MultiheadAttention (need_weights=False) with its parameters as "param.<state_dict name>".
+    Seeded on its own, so it leaves the other fixture files alone."""
+    torch.manual_seed(6)
+    fam = Family("attention")
+
+    def sdpa(q, k, v, mask=None, causal=False, scale=None):
+        s = q @ k.transpose(-2, -1) * (scale if scale is not None else 1 / math.sqrt(q.shape[-1]))
+        if causal:
+            s = s.masked_fill(torch.ones(s.shape[-2], s.shape[-1], dtype=torch.bool).triu(1), float("-inf"))
+        if mask is not None:
+            s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask
+        return s.softmax(-1) @ v
+
+    fam.case("sdpa", lambda q, k, v: sdpa(q, k, v), q=randn(2, 3, 4, 5), k=randn(2, 3, 6, 5), v=randn(2, 3, 6, 3))
+    fam.case("sdpa_causal", lambda q, k, v: sdpa(q, k, v, causal=True), q=randn(1, 2, 5, 4), k=randn(1, 2, 5, 4),
+             v=randn(1, 2, 5, 4))
+    bool_mask = torch.rand(4, 6) > 0.4
+    bool_mask[:, 0] = True
+    fam.case("sdpa_bool_mask", lambda q, k, v, mask: sdpa(q, k, v, mask), q=randn(2, 2, 4, 3), k=randn(2, 2, 6, 3),
+             v=randn(2, 2, 6, 3), mask=bool_mask)
+    fam.case("sdpa_float_mask", lambda q, k, v, mask: sdpa(q, k, v, mask.detach(), scale=0.3), q=randn(2, 2, 4, 3),
+             k=randn(2, 2, 6, 3), v=randn(2, 2, 6, 2), mask=randn(2, 1, 4, 6))
+
+    def mha_case(name, m, **inputs):
+        m = m.double()
+        params = {k: p.detach().clone() for k, p in m.named_parameters()}
+
+        def fn(**kw):
+            for k in params:
+                mod, _, attr = k.rpartition(".")
+                owner = m.get_submodule(mod) if mod else m
+                delattr(owner, attr)
+                setattr(owner, attr, kw.pop("param." + k))
+            if "attn_mask" in kw:  # a mask takes no gradient here (tapegrad's attention does not send one)
+                kw["attn_mask"] = kw["attn_mask"].detach()
+            return m(**kw, need_weights=False)[0]
+
+        # "param." keeps out_proj.* apart from the case's outputs ("out", "out1", ...)
+        fam.case(name, fn, **inputs, **{"param." + k: p for k, p in params.items()})
+
+    x = randn(5, 2, 8)
+    mha_case("mha_self", torch.nn.MultiheadAttention(8, 2), query=x, key=x, value=x)
+    kpm = torch.tensor([[False, False, True, False], [False, True, True, False]])
+    am = torch.rand(3, 4) > 0.8
+    am[:, 0] = False
+    mha_case("mha_cross_batch_first", torch.nn.MultiheadAttention(6, 3, batch_first=True), query=randn(2, 3, 6),
+             key=randn(2, 4, 6), value=randn(2, 4, 6), key_padding_mask=kpm, attn_mask=am)
+    mha_case("mha_nobias_float_mask", torch.nn.MultiheadAttention(4, 1, bias=False), query=randn(3, 2, 4),
+             key=randn(5, 2, 4), value=randn(5, 2, 4), attn_mask=randn(3, 5))
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -567,7 +622,7 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
     for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures(),
-                linear_attention_fixtures()):
+                linear_attention_fixtures(), attention_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")
