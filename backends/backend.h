@@ -4,49 +4,10 @@
 #pragma once
 #include <cstdint>
 
+#include "backends/op_codes.h"
 #include "core/tensor.h"
 
 namespace tg {
-
-enum class UnaryOp : uint8_t {
-  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Tanh, Sigmoid, Relu, GeluErf, GeluTanh, Silu, Softplus, Sin, Cos,
-  Clamp,        // p0 = lo, p1 = hi
-  PowScalar,    // p0 = exponent
-  LogicalNot,   // any dtype -> bool
-  // derivatives used by backward formulas (d/dx of the op, evaluated at x)
-  GeluErfGrad, GeluTanhGrad, SiluGrad, SoftplusGrad,  // Softplus: p0 = beta, p1 = threshold
-  ClampMask,    // 1 where lo <= x <= hi else 0 (p0 = lo, p1 = hi)
-};
-
-enum class BinaryOp : uint8_t {
-  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
-  Eq, Ne, Lt, Le, Gt, Ge,  // -> bool
-  LogicalAnd, LogicalOr,   // -> bool
-};
-
-inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
-
-enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, ArgMin };
-
-// The scalars of one fused optimizer update (see Backend::optim_update). Kernels convert each to the parameter's
-// dtype where PyTorch does, so float32 parameters round as torch.optim's do.
-enum class OptimKind : uint8_t {
-  SGD,    // s0 = momentum buffer (when momentum != 0)
-  Adam,   // s0 = exp_avg, s1 = exp_avg_sq, s2 = max_exp_avg_sq (amsgrad); L2 decay, or decoupled when `decoupled`
-  SPAM,   // s0 = exp_avg, s1 = exp_avg_sq; reset, spike clipping and decoupled decay as in SPAM's official code
-};
-struct OptimUpdate {
-  OptimKind kind = OptimKind::SGD;
-  double lr = 0, weight_decay = 0;
-  double momentum = 0, dampening = 0;   // SGD
-  bool nesterov = false, first = false; // SGD: first = the momentum buffer is initialised from this gradient
-  double beta1 = 0, beta2 = 0, eps = 0; // Adam, SPAM
-  double step_size = 0;                 // Adam: lr / bias_correction1; SPAM: lr * sqrt(bc2) / bc1 * warm-up scale
-  double bias_correction2_sqrt = 1;     // Adam
-  bool amsgrad = false, decoupled = false;  // Adam
-  bool reset = false, clip = false;     // SPAM: zero both moments first; clip spikes with threshold * exp_avg_sq
-  double threshold = 0;                 // SPAM
-};
 
 // ---- fused rnn kernels: what one recurrent layer, in one direction, reads and writes (see Backend::rnn_forward).
 enum class RnnCell : uint8_t { Tanh, Relu, LSTM, GRU };
@@ -74,6 +35,33 @@ struct RnnGrads {
   Tensor out;
   Tensor x, h0, c0, w_ih, w_hh, b_ih, b_hh;
 };
+
+// ---- fused attention (see Backend::attention_forward): one scaled dot-product attention over a batch of heads.
+// Shapes: B batch, H query heads, Hkv key/value heads (H a multiple of Hkv: query head h reads kv head h / (H/Hkv)),
+// T queries, S keys, D = q/k width, Dv = v width. q, k, v, out and the gradients may have any strides as long as
+// the last dim has stride 1.
+struct AttentionTensors {
+  Tensor q;             // [B, H, T, D]
+  Tensor k;             // [B, Hkv, S, D]
+  Tensor v;             // [B, Hkv, S, Dv]
+  Tensor mask;          // optional, viewed broadcast (stride 0) as [B, H, T, S]: bool (true = attend) or q's dtype (added)
+  bool causal = false;  // key j is masked for query i when j > i (top-left aligned, as PyTorch's is_causal)
+  double scale = 1;     // multiplies q k^T
+  double dropout_p = 0; // probability of zeroing an attention weight; the kept ones are scaled by 1 / (1 - p)
+  uint64_t dropout_seed = 0;
+  Tensor out;           // [B, H, T, Dv], written by attention_forward
+  Tensor lse;           // [B, H, T] contiguous: each row's logsumexp of the masked, scaled logits (-inf if all masked)
+};
+
+// Whether attention weight (b, h, i, j) survives dropout: a counter-based hash of the seed and the weight's flat
+// index, so that backward regenerates the mask block by block instead of storing it (T x S per head).
+inline bool attention_dropout_keep(uint64_t seed, uint64_t flat_index, double p) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (flat_index + 1);  // splitmix64
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53 >= p;
+}
 
 class Backend {
  public:
@@ -152,11 +140,19 @@ class Backend {
   virtual void logcumsumexp(const Tensor& x, const Tensor& out) = 0;
   virtual void logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out,
                                      const Tensor& grad_x) = 0;
+
+  // ---- fused attention kernels (backends/cpu/attention.cpp), the forward and backward of nn/attention.cpp's
+  // scaled_dot_product_attention. Forward fills t.out and t.lse with an online softmax over blocks of keys, so it
+  // never holds more than one block of logits per thread. Backward recomputes each block's probabilities from
+  // t.lse and writes grad_q, grad_k, grad_v (each shaped as its input; grad_k and grad_v sum over the query heads
+  // that share a kv head).
+  virtual void attention_forward(const AttentionTensors& t) = 0;
+  virtual void attention_backward(const AttentionTensors& t, const Tensor& grad_out, const Tensor& grad_q,
+                                  const Tensor& grad_k, const Tensor& grad_v) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.
 Backend& backend_for(Device d);
 inline Backend& backend_for(const Tensor& t) { return backend_for(t.device()); }
-void register_backend(DeviceType type, Backend* b);
 
 }  // namespace tg

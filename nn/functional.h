@@ -57,6 +57,34 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                 std::optional<double> eps = std::nullopt);
 
+// ---- attention (nn/attention.cpp)
+// softmax(q k^T * scale + mask) v, as torch.nn.functional.scaled_dot_product_attention, for q [B, H, T, D] and
+// k [B, Hkv, S, D], v [B, Hkv, S, Dv] (or the 3-d [B, T, D] forms: one head). Hkv may divide H (grouped-query and
+// multi-query attention, as PyTorch's enable_gqa = True): query head h reads kv head h / (H / Hkv).
+// attn_mask broadcasts to [B, H, T, S]: bool (true = take part, as PyTorch) or q's dtype (added to the logits; it
+// receives no gradient). is_causal masks key j for query i when j > i (top-left aligned, as PyTorch). scale
+// defaults to 1 / sqrt(D). dropout_p drops attention weights (drawn from tg::default_generator()); pass 0 in eval.
+// One fused op (backends/cpu/attention.cpp): blocked, with an online softmax, so that memory grows with T + S, not
+// T * S; backward recomputes the probabilities from each row's saved logsumexp. A row whose keys are all masked
+// gives zeros (PyTorch's math path gives NaN). The output is a [B, H, T, Dv] view of a [B, T, H, Dv] buffer, so
+// that out.transpose(1, 2).reshape({B, T, H * Dv}), how multi-head attention merges its heads, copies nothing.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask = {},
+                                    double dropout_p = 0.0, bool is_causal = false,
+                                    std::optional<double> scale = std::nullopt);
+// The fused op with an explicit dropout seed (what scaled_dot_product_attention calls after drawing the seed).
+Tensor scaled_dot_product_attention_seeded(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
+                                           double dropout_p, bool is_causal, std::optional<double> scale,
+                                           uint64_t dropout_seed);
+// The same function composed of tg ops (matmul, masked_fill, softmax, matmul), materialising the T x S weights: the
+// readable reference the fused op is tested against. With dropout it applies attention_dropout_mask(seed, ...), the
+// mask the fused kernel regenerates. Fully masked rows give NaN here, as in PyTorch.
+Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const Tensor& attn_mask = {}, double dropout_p = 0.0,
+                                              bool is_causal = false, std::optional<double> scale = std::nullopt,
+                                              uint64_t dropout_seed = 0);
+// The keep mask (bool [B, H, T, S]) of the fused kernel's dropout for a seed (backends/backend.h).
+Tensor attention_dropout_mask(uint64_t seed, int64_t B, int64_t H, int64_t T, int64_t S, double p);
+
 // ---- losses. reduction is "mean", "sum" or "none".
 // Fused log-softmax + negative log-likelihood. logits [N, C] (or [C], or [N, C, d1, ...] with the classes in dim 1
 // as in PyTorch), targets int64 class indices [N] (or [], [N, d1, ...]). Targets equal to ignore_index add no loss

@@ -1,6 +1,7 @@
 // tg_bench WORKLOAD [--threads N] [--steps N]: runs one standard workload and prints one JSON line with the
 // fields torch_peer.py prints for the same workload, so tapegrad and PyTorch can be compared on identical work.
-// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm.
+// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm, gpt-mini, attn-1024
+// (the fused attention's time and memory at sequence length 1024; no peer).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -103,9 +104,54 @@ std::string bench_char_lstm(int steps) {
   return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
 }
 
+// GPT: vocab 65, context 64, width 128, 4 heads, 4 layers, GELU MLP x4, LayerNorm, learned positions, untied head
+// without bias, batch 12, cross-entropy, Adam lr 1e-3, no dropout (as torch_peer.py gpt-mini).
+std::string bench_gpt_mini(int steps) {
+  tg::manual_seed(0);
+  const int64_t V = 65, T = 64, B = 12;
+  tg::nn::GPT model({.vocab_size = V, .context = T, .d_model = 128, .n_layer = 4, .n_head = 4});
+  tg::optim::Adam opt(model.parameters(), {.lr = 1e-3});
+  tg::Tensor x = tg::randint(0, V, {B, T}), y = tg::randint(0, V, {B, T});
+  auto step = [&] {
+    tg::Tensor loss = tg::nn::functional::cross_entropy(model.forward(x).reshape({B * T, V}), y.reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    return loss.item<double>();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  double t = now();
+  for (int i = 0; i < steps; ++i) step();
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
+}
+
+// The fused attention's memory at sequence length 1024: causal self-attention of [1, 4, 1024, 32], forward and
+// backward. attn_saved_mb is what the tape keeps for backward (q, k, v, out, logsumexp); attn_scores_mb is what
+// the T x S weights alone would take.
+std::string bench_attn_1024(int steps) {
+  tg::manual_seed(0);
+  const int64_t B = 1, H = 4, T = 1024, D = 32;
+  tg::Tensor q = tg::randn({B, H, T, D}).requires_grad_(), k = tg::randn({B, H, T, D}).requires_grad_(),
+             v = tg::randn({B, H, T, D}).requires_grad_();
+  double saved = 0, t = 0;
+  for (int i = 0; i < steps + 1; ++i) {
+    if (i == 1) t = now();
+    tg::Tensor o = tg::nn::functional::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+    const auto& n = *o.grad_fn();
+    saved = 0;
+    for (size_t j = 0; j < n.saved.size(); ++j) saved += static_cast<double>(n.saved_tensor(j).numel()) * 4;
+    o.sum().backward();
+  }
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}, \"attn_saved_mb\": {:.2f}, "
+                     "\"attn_scores_mb\": {:.2f}",
+                     dt * 1e3, B * T / dt, saved / 1048576.0, static_cast<double>(B * H * T * T) * 4 / 1048576.0);
+}
+
 int usage() {
   std::fprintf(stderr,
-               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm\n"
+               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm, gpt-mini, attn-1024\n"
                "--best: run in each thread arrangement below in a fresh process and print the fastest, as\n"
                "        torch_peer.py --best does: 1 thread; N threads with OMP_WAIT_POLICY=PASSIVE; N threads with\n"
                "        OpenMP's default (spinning) wait policy.\n");
@@ -178,6 +224,8 @@ int main(int argc, char** argv) {
     else if (workload == "overhead") fields = bench_overhead(steps);
     else if (workload == "mlp") fields = bench_mlp(steps);
     else if (workload == "char-lstm") fields = bench_char_lstm(steps);
+    else if (workload == "gpt-mini") fields = bench_gpt_mini(steps);
+    else if (workload == "attn-1024") fields = bench_attn_1024(steps);
     else {
       std::fprintf(stderr, "tg_bench: unknown workload '%s'\n", workload.c_str());
       return usage();
