@@ -180,7 +180,7 @@ TEST_CASE("MoE: load-balancing loss and z-loss equal their formulas on a hand-co
   CHECK_THROWS_AS(F::router_z_loss(tg::zeros({4}, tg::kFloat64)), tg::Error);
 }
 
-TEST_CASE("MoE: dense-to-sparse gate, dense at high temperature, top-k at low, off in eval") {
+TEST_CASE("MoE: dense-to-sparse gate, dense at high temperature, top-k at low, off in eval, gradcheck") {
   tg::manual_seed(80);
   auto m = make_moe(4, 5, 4, 1, 0.0);
   m->options.dts_gumbel_noise = false;
@@ -210,6 +210,22 @@ TEST_CASE("MoE: dense-to-sparse gate, dense at high temperature, top-k at low, o
   m->forward(x);
   CHECK(m->stats().mean_experts_per_token == 1.0);
   CHECK(tg::equal(m->routes().reshape({-1}), top));
+
+  // Gradcheck through the tempered gates (no noise, so every evaluation routes alike).
+  {
+    auto small = make_moe(3, 4, 3, 1, 0.0);
+    small->options.dts_gumbel_noise = false;
+    small->set_gate_temperature(0.7);
+    Tensor xs = tg::randn({1, 4, 3}, tg::kFloat64).requires_grad_();
+    std::vector<Tensor> in{xs};
+    for (auto& p : small->parameters()) in.push_back(p);
+    small->forward(xs);
+    CHECK(small->stats().mean_experts_per_token > 1.0);
+    std::string report;
+    CHECK_MESSAGE(tg::gradcheck([&](const std::vector<Tensor>& v) {
+      return tg::cat({small->forward(v[0]).reshape({-1}), small->aux_loss().reshape({1})});
+    }, in, {}, &report), report);
+  }
 
   // With Gumbel noise every token still gets at least its top_k experts.
   m->train();
