@@ -88,6 +88,9 @@ class CudaBackend final : public Backend {
   void rnn_backward(const RnnTensors& t, const RnnGrads& g) override;
   void logcumsumexp(const Tensor& x, const Tensor& out) override;
   void logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out, const Tensor& grad_x) override;
+  void attention_forward(const AttentionTensors& t) override;
+  void attention_backward(const AttentionTensors& t, const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
+                          const Tensor& grad_v) override;
 };
 
 }  // namespace tg::cuda

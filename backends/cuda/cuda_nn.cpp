@@ -79,4 +79,11 @@ void CudaBackend::logcumsumexp_backward(const Tensor&, const Tensor&, const Tens
   TG_ERROR("logcumsumexp backward: not implemented on cuda yet");
 }
 
+void CudaBackend::attention_forward(const AttentionTensors&) {
+  TG_ERROR("scaled_dot_product_attention (fused): not implemented on cuda yet");
+}
+void CudaBackend::attention_backward(const AttentionTensors&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  TG_ERROR("scaled_dot_product_attention backward (fused): not implemented on cuda yet");
+}
+
 }  // namespace tg::cuda
