@@ -605,6 +605,53 @@ def attention_fixtures():
     return fam
 
 
+def moe_fixtures():
+    """tests/test_nn_moe.cpp: a mixture-of-experts layer written from the papers' equations with per-token loops.
+    Router p = softmax(x W_r^T); top-k experts (top-1: gate p_i, Switch; top-2: the two renormalised, GShard);
+    capacity ceil(cf * k * N / E) filled slot-major (every first choice before any second); experts
+    Linear-GELU-Linear; aux = E * sum_i f_i P_i with f over all k choices; z = mean(logsumexp(logits)^2).
+    Inputs are "x" and the parameters under nn::MoE's state_dict names; out = cat(flat y, aux, z). Seeded on its
+    own, so the other files stay unchanged."""
+    torch.manual_seed(7)
+    fam = Family("moe")
+    C, H, E = 4, 5, 3
+
+    def make(k, cf):
+        def fn(**p):
+            xf = p["x"].reshape(-1, C)
+            N = xf.shape[0]
+            logits = xf @ p["router.weight"].T
+            probs = torch.softmax(logits, -1)
+            topv, topi = probs.topk(k, dim=-1)
+            gates = topv / topv.sum(-1, keepdim=True) if k > 1 else topv
+            cap = math.ceil(cf * k * N / E)
+            load, rows = [0] * E, [torch.zeros(C, dtype=D) for _ in range(N)]
+            for j in range(k):
+                for n in range(N):
+                    e = int(topi[n, j])
+                    if load[e] >= cap:
+                        continue
+                    load[e] += 1
+                    h = F.gelu(xf[n] @ p[f"experts.{e}.0.weight"].T + p[f"experts.{e}.0.bias"])
+                    rows[n] = rows[n] + gates[n, j] * (h @ p[f"experts.{e}.2.weight"].T + p[f"experts.{e}.2.bias"])
+            f = torch.bincount(topi.reshape(-1), minlength=E).to(D) / (N * k)
+            aux = E * (f * probs.mean(0)).sum()
+            z = torch.logsumexp(logits, -1).pow(2).mean()
+            return torch.cat([torch.stack(rows).reshape(-1), aux[None], z[None]])
+        return fn
+
+    def params():
+        p = {"router.weight": randn(E, C) * 2}
+        for e in range(E):
+            p[f"experts.{e}.0.weight"], p[f"experts.{e}.0.bias"] = randn(H, C) * 0.5, randn(H) * 0.1
+            p[f"experts.{e}.2.weight"], p[f"experts.{e}.2.bias"] = randn(C, H) * 0.5, randn(C) * 0.1
+        return p
+
+    fam.case("top1", make(1, 1.0), x=randn(2, 6, C), **params())
+    fam.case("top2", make(2, 0.75), x=randn(2, 6, C), **params())
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -622,7 +669,7 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
     for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures(),
-                linear_attention_fixtures(), attention_fixtures()):
+                linear_attention_fixtures(), attention_fixtures(), moe_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")
