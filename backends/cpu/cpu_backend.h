@@ -43,6 +43,13 @@ class CpuBackend final : public Backend {
   void rnn_backward(const RnnTensors& t, const RnnGrads& g) override;
   void logcumsumexp(const Tensor& x, const Tensor& out) override;
   void logcumsumexp_backward(const Tensor& x, const Tensor& out, const Tensor& grad_out, const Tensor& grad_x) override;
+  // the selective scan (selective_scan.cpp)
+  void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& B, const Tensor& C,
+                      const Tensor& D, const Tensor& y) override;
+  void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& B,
+                               const Tensor& C, const Tensor& D, const Tensor& grad_y, const Tensor& grad_u,
+                               const Tensor& grad_delta, const Tensor& grad_A, const Tensor& grad_B,
+                               const Tensor& grad_C, const Tensor& grad_D) override;
 };
 
 }  // namespace tg::cpu

@@ -1,6 +1,6 @@
 // tg_bench WORKLOAD [--threads N] [--steps N]: runs one standard workload and prints one JSON line with the
 // fields torch_peer.py prints for the same workload, so tapegrad and PyTorch can be compared on identical work.
-// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm.
+// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm, mamba-mini, scan-L.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -103,9 +103,49 @@ std::string bench_char_lstm(int steps) {
   return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
 }
 
+// Mamba LM as torch_peer.py mamba-mini: vocab 65, width 128, 2 layers, d_state 16, expand 2, conv 4, pre-norm
+// LayerNorm residual blocks, final LayerNorm, untied bias-free head; batch 8, sequence 128, cross-entropy, Adam.
+std::string bench_mamba_mini(int steps) {
+  tg::manual_seed(0);
+  const int64_t V = 65, B = 8, T = 128;
+  tg::nn::MambaLM model({.vocab_size = V, .d_model = 128, .n_layer = 2, .d_state = 16, .d_conv = 4, .expand = 2,
+                         .norm = "layernorm", .tie_embeddings = false});
+  tg::optim::Adam opt(model.parameters(), {.lr = 1e-3});
+  tg::Tensor x = tg::randint(0, V, {B, T}), y = tg::randint(0, V, {B, T});
+  auto step = [&] {
+    tg::Tensor loss = tg::nn::functional::cross_entropy(model.forward(x).reshape({B * T, V}), y.reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    return loss.item<double>();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  double t = now();
+  for (int i = 0; i < steps; ++i) step();
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
+}
+
+// The fused selective scan alone, forward + backward, at mamba-mini's layer shape (batch 8, 256 channels, d_state
+// 16) and length L: its cost must grow linearly with L (ns_per_token stays flat).
+std::string bench_scan(int64_t L, int steps) {
+  tg::manual_seed(0);
+  const int64_t B = 8, E = 256, N = 16;
+  tg::Tensor u = tg::randn({B, L, E}).requires_grad_(), delta = tg::softplus(tg::randn({B, L, E})).requires_grad_(),
+             A = (-tg::exp(tg::randn({E, N}))).requires_grad_(), Bm = tg::randn({B, L, N}).requires_grad_(),
+             Cm = tg::randn({B, L, N}).requires_grad_(), D = tg::randn({E}).requires_grad_();
+  auto run = [&] { tg::sum(tg::nn::functional::selective_scan(u, delta, A, Bm, Cm, D)).backward(); };
+  run();
+  double t = now();
+  for (int i = 0; i < steps; ++i) run();
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}, \"ns_per_token\": {:.2f}, \"seq\": {}",
+                     dt * 1e3, B * L / dt, dt / (B * L) * 1e9, L);
+}
+
 int usage() {
   std::fprintf(stderr,
-               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm\n"
+               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm, mamba-mini, scan-L\n"
                "--best: run in each thread arrangement below in a fresh process and print the fastest, as\n"
                "        torch_peer.py --best does: 1 thread; N threads with OMP_WAIT_POLICY=PASSIVE; N threads with\n"
                "        OpenMP's default (spinning) wait policy.\n");
@@ -178,6 +218,8 @@ int main(int argc, char** argv) {
     else if (workload == "overhead") fields = bench_overhead(steps);
     else if (workload == "mlp") fields = bench_mlp(steps);
     else if (workload == "char-lstm") fields = bench_char_lstm(steps);
+    else if (workload == "mamba-mini") fields = bench_mamba_mini(steps);
+    else if (workload.rfind("scan-", 0) == 0) fields = bench_scan(std::stoll(workload.substr(5)), steps);
     else {
       std::fprintf(stderr, "tg_bench: unknown workload '%s'\n", workload.c_str());
       return usage();
