@@ -26,6 +26,7 @@
 #include "nn/module.h"
 #include "nn/pointer_net.h"
 #include "nn/rnn.h"
+#include "nn/s4d.h"
 #include "nn/selective_scan.h"
 #include "nn/seq2seq.h"
 #include "optim/adam.h"

@@ -164,6 +164,12 @@ class Backend {
                                        const Tensor& C, const Tensor& D, const Tensor& grad_y, const Tensor& grad_u,
                                        const Tensor& grad_delta, const Tensor& grad_A, const Tensor& grad_B,
                                        const Tensor& grad_C, const Tensor& grad_D) = 0;
+  // ---- the causal long convolution of S4 (backends/cpu/fft_conv.cpp, nn/s4d.cpp) by FFT (FFTW):
+  // y[b, h, l] = sum_{j <= l} k[h, j] u[b, h, l - j] for u [Bt, H, L], k [H, L], y [Bt, H, L], all contiguous.
+  // Backward writes grad_u [Bt, H, L] and grad_k [H, L] where defined.
+  virtual void fft_conv(const Tensor& u, const Tensor& k, const Tensor& y) = 0;
+  virtual void fft_conv_backward(const Tensor& u, const Tensor& k, const Tensor& grad_y, const Tensor& grad_u,
+                                 const Tensor& grad_k) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.

@@ -555,6 +555,28 @@ def ssm_fixtures():
         t[f"mamba.{key}"] = v.detach().clone()
         t[f"mamba.grad.{key}"] = v.grad
     t["mamba.out"], t["mamba.w"] = out.detach(), w
+
+    # The S4D kernel K[h, l] = 2 Re(sum_n C_n dB_n dA_n^l), in PyTorch's complex arithmetic (Gu et al. 2022):
+    # ZOH dA = exp(dt A), dB = (dA - 1) / A; bilinear dA = (1 + dt A / 2) / (1 - dt A / 2), dB = dt / (1 - dt A / 2).
+    def s4d_kernel(disc, L):
+        def fn(log_dt, log_A_real, A_imag, C_re, C_im):
+            dt = torch.exp(log_dt).unsqueeze(-1)
+            A = torch.complex(-torch.exp(log_A_real), A_imag)
+            dtA = A * dt
+            if disc == "zoh":
+                dA = torch.exp(dtA); dB = (dA - 1) / A
+            else:
+                dA = (1 + dtA / 2) / (1 - dtA / 2); dB = dt / (1 - dtA / 2)
+            V = dA.unsqueeze(-1) ** torch.arange(L, dtype=D)  # Vandermonde [H, N/2, L]
+            C = torch.complex(C_re, C_im) * dB
+            return 2 * torch.einsum("dhn,hnl->dhl", C, V).real
+        return fn
+
+    H, n2 = 3, 4
+    for disc in ("zoh", "bilinear"):
+        fam.case(f"s4d_kernel_{disc}", s4d_kernel(disc, 11), log_dt=torch.log(torch.rand(H, dtype=D) * 0.3 + 0.05),
+                 log_A_real=torch.log(torch.rand(H, n2, dtype=D) + 0.2), A_imag=randn(H, n2) * 3,
+                 C_re=randn(1, H, n2), C_im=randn(1, H, n2))
     return fam
 
 

@@ -50,6 +50,10 @@ class CpuBackend final : public Backend {
                                const Tensor& C, const Tensor& D, const Tensor& grad_y, const Tensor& grad_u,
                                const Tensor& grad_delta, const Tensor& grad_A, const Tensor& grad_B,
                                const Tensor& grad_C, const Tensor& grad_D) override;
+  // the FFT long convolution (fft_conv.cpp)
+  void fft_conv(const Tensor& u, const Tensor& k, const Tensor& y) override;
+  void fft_conv_backward(const Tensor& u, const Tensor& k, const Tensor& grad_y, const Tensor& grad_u,
+                         const Tensor& grad_k) override;
 };
 
 }  // namespace tg::cpu
