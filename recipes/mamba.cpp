@@ -129,7 +129,7 @@ void run(tg::recipes::Harness& h, const Config& c) {
     if (step % eval_every == 0 || step == steps) {
       acc = evaluate();
       progress.message(fmt::format("step {:>5} | loss {:.4f} | eval accuracy {:.1f}%", step, l, 100 * acc));
-      metrics.write(step, {{"eval_accuracy", acc}}, progress.elapsed());
+      metrics.write(step, {{"accuracy", acc}}, progress.elapsed());  // the name recipes/plot.py reads
     }
     if (tg::recipes::Harness::interrupted()) break;
   }

@@ -20,7 +20,7 @@ for model in mamba s4d; do
   "$bin" "${tiny[@]}" --model "$model" --steps 60 --out "$model" > "$model.log"
   cat "$model.log"
   [ -s "$model/metrics.jsonl" ] || fail "$model/metrics.jsonl was not written"
-  grep -q '"eval_accuracy"' "$model/metrics.jsonl" || fail "$model: no eval accuracy recorded"
+  grep -q '"accuracy"' "$model/metrics.jsonl" || fail "$model: no eval accuracy recorded"
   grep -q "^final: $model eval accuracy" "$model.log" || fail "$model: no final line"
   first=$(loss_of "$model/metrics.jsonl" 1)
   last=$(grep '"loss"' "$model/metrics.jsonl" | tail -10 | sed -E 's/.*"loss":([^,}]*).*/\1/' |
