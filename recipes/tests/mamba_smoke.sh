@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Smoke test of mamba (CTest: recipe_mamba_smoke): tiny Mamba and S4D models for a few dozen steps of selective
-# copying, and a few steps of induction heads. Checks that the loss falls, that metrics.jsonl is written with
+# copying, a few steps of induction heads, and a tiny MambaLM on a slice of Tiny Shakespeare (with its sample). Checks that the loss falls, that metrics.jsonl is written with
 # eval accuracy, that --bench prints its JSON line, and that bad flags fail with a clear message.
 # usage: mamba_smoke.sh PATH/TO/mamba WORKDIR
 set -euo pipefail
 bin=$(realpath "$1")
 work=$2
+corpus=$(realpath "$(dirname "$0")/../../data/corpora/tinyshakespeare.txt")
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -32,6 +33,17 @@ done
 echo "== induction"
 "$bin" "${tiny[@]}" --task induction --seq 16 --steps 5 > induction.log
 grep -q "^final: mamba eval accuracy" induction.log || fail "induction: no final line"
+
+echo "== shakespeare"
+head -c 20000 "$corpus" > small.txt
+"$bin" --task shakespeare --data small.txt --layers 1 --width 16 --d-state 4 --seq 32 --batch 8 --lr 1e-2 \
+  --threads 1 --steps 40 --eval-every 20 --log-every 20 --out lm > lm.log
+grep -q -- "---- sample" lm.log || fail "shakespeare: no sample printed"
+grep -q '"val_loss"' lm/metrics.jsonl || fail "shakespeare: no validation loss recorded"
+first=$(loss_of lm/metrics.jsonl 1)
+last=$(grep '"loss"' lm/metrics.jsonl | tail -5 | sed -E 's/.*"loss":([^,}]*).*/\1/' | awk '{ s += $1 } END { print s / NR }')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }' || fail "shakespeare: the loss did not fall ($first -> $last)"
+echo "shakespeare: loss $first -> $last"
 
 echo "== --bench"
 "$bin" "${tiny[@]}" --bench --steps 2 > bench.log
