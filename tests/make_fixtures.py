@@ -652,6 +652,79 @@ def moe_fixtures():
     return fam
 
 
+def ssm_fixtures():
+    """tests/test_ssm_parity.cpp: the selective scan and a Mamba block, written from Gu and Dao (2023)'s equations
+    (A by zero-order hold, B by Euler, as the reference mamba_ssm). Seeded on its own, after the other families."""
+    torch.manual_seed(7)
+    fam = Family("ssm")
+    t = fam.tensors
+
+    def scan(u, delta, A, B, C, D):  # u, delta [b, l, e]; A [e, n]; B, C [b, l, n]; D [e]
+        h = torch.zeros(u.shape[0], u.shape[2], A.shape[1], dtype=D.dtype)
+        ys = []
+        for i in range(u.shape[1]):
+            dt = delta[:, i].unsqueeze(-1)
+            h = torch.exp(dt * A) * h + dt * u[:, i].unsqueeze(-1) * B[:, i].unsqueeze(1)
+            ys.append((h * C[:, i].unsqueeze(1)).sum(-1))
+        return torch.stack(ys, 1) + u * D
+
+    b, l, e, n = 2, 7, 5, 4
+    fam.case("selective_scan", scan, u=randn(b, l, e), delta=F.softplus(randn(b, l, e)),
+             A=-torch.exp(randn(e, n) * 0.5), B=randn(b, l, n), C=randn(b, l, n), D=randn(e))
+
+    # A Mamba block, d_model 6, d_state 4, d_conv 3, expand 2, dt_rank 1, with random parameters.
+    dm, n, k, ex, r = 6, 4, 3, 2, 1
+    e = ex * dm
+    params = {"in_proj.weight": randn(2 * e, dm) * 0.4, "conv1d.weight": randn(e, 1, k) * 0.5,
+              "conv1d.bias": randn(e) * 0.1, "x_proj.weight": randn(r + 2 * n, e) * 0.3,
+              "dt_proj.weight": randn(e, r) * 0.5, "dt_proj.bias": randn(e) * 0.5 - 1.0,
+              "A_log": torch.log(torch.arange(1, n + 1, dtype=D)).repeat(e, 1) + randn(e, n) * 0.1,
+              "D": torch.ones(e, dtype=D) + randn(e) * 0.1, "out_proj.weight": randn(dm, e) * 0.3}
+
+    def block(x, **p):
+        L = x.shape[1]
+        xi, z = F.linear(x, p["in_proj.weight"]).chunk(2, -1)
+        u = F.silu(F.conv1d(xi.transpose(1, 2), p["conv1d.weight"], p["conv1d.bias"], padding=k - 1, groups=e)[..., :L].transpose(1, 2))
+        dt, Bm, Cm = F.linear(u, p["x_proj.weight"]).split([r, n, n], -1)
+        delta = F.softplus(F.linear(dt, p["dt_proj.weight"], p["dt_proj.bias"]))
+        y = scan(u, delta, -torch.exp(p["A_log"]), Bm, Cm, p["D"])
+        return F.linear(y * F.silu(z), p["out_proj.weight"])
+
+    leaves = {"input": randn(2, 9, dm), **params}
+    leaves = {kk: v.clone().requires_grad_() for kk, v in leaves.items()}
+    out = block(leaves["input"], **{kk: v for kk, v in leaves.items() if kk != "input"})
+    w = torch.randn(out.shape, dtype=D)
+    (out * w).sum().backward()
+    for kk, v in leaves.items():  # parameters as "param.<name>" ("out_proj" would read as an output)
+        key = kk if kk == "input" else "param." + kk
+        t[f"mamba.{key}"] = v.detach().clone()
+        t[f"mamba.grad.{key}"] = v.grad
+    t["mamba.out"], t["mamba.w"] = out.detach(), w
+
+    # The S4D kernel K[h, l] = 2 Re(sum_n C_n dB_n dA_n^l), in PyTorch's complex arithmetic (Gu et al. 2022):
+    # ZOH dA = exp(dt A), dB = (dA - 1) / A; bilinear dA = (1 + dt A / 2) / (1 - dt A / 2), dB = dt / (1 - dt A / 2).
+    def s4d_kernel(disc, L):
+        def fn(log_dt, log_A_real, A_imag, C_re, C_im):
+            dt = torch.exp(log_dt).unsqueeze(-1)
+            A = torch.complex(-torch.exp(log_A_real), A_imag)
+            dtA = A * dt
+            if disc == "zoh":
+                dA = torch.exp(dtA); dB = (dA - 1) / A
+            else:
+                dA = (1 + dtA / 2) / (1 - dtA / 2); dB = dt / (1 - dtA / 2)
+            V = dA.unsqueeze(-1) ** torch.arange(L, dtype=D)  # Vandermonde [H, N/2, L]
+            C = torch.complex(C_re, C_im) * dB
+            return 2 * torch.einsum("dhn,hnl->dhl", C, V).real
+        return fn
+
+    H, n2 = 3, 4
+    for disc in ("zoh", "bilinear"):
+        fam.case(f"s4d_kernel_{disc}", s4d_kernel(disc, 11), log_dt=torch.log(torch.rand(H, dtype=D) * 0.3 + 0.05),
+                 log_A_real=torch.log(torch.rand(H, n2, dtype=D) + 0.2), A_imag=randn(H, n2) * 3,
+                 C_re=randn(1, H, n2), C_im=randn(1, H, n2))
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -669,7 +742,7 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
     for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures(),
-                linear_attention_fixtures(), attention_fixtures(), moe_fixtures()):
+                linear_attention_fixtures(), attention_fixtures(), moe_fixtures(), ssm_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")
