@@ -149,6 +149,23 @@ class Backend {
   virtual void attention_forward(const AttentionTensors& t) = 0;
   virtual void attention_backward(const AttentionTensors& t, const Tensor& grad_out, const Tensor& grad_q,
                                   const Tensor& grad_k, const Tensor& grad_v) = 0;
+  // ---- the selective scan of Mamba (backends/cpu/selective_scan.cpp, nn/selective_scan.cpp). All contiguous:
+  // u, delta [Bt, L, E], A [E, N], B, C [Bt, L, N], D [E] or undefined; y [Bt, L, E]. Per (batch, channel):
+  //   h_t = exp(delta_t A) * h_{t-1} + delta_t u_t B_t,   y_t = <C_t, h_t> + D u_t,   h_{-1} = 0.
+  // The state h [N] lives in a local buffer only; backward recomputes it. Gradients are written (not added) where
+  // defined.
+  virtual void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& B,
+                              const Tensor& C, const Tensor& D, const Tensor& y) = 0;
+  virtual void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& B,
+                                       const Tensor& C, const Tensor& D, const Tensor& grad_y, const Tensor& grad_u,
+                                       const Tensor& grad_delta, const Tensor& grad_A, const Tensor& grad_B,
+                                       const Tensor& grad_C, const Tensor& grad_D) = 0;
+  // ---- the causal long convolution of S4 (backends/cpu/fft_conv.cpp, nn/s4d.cpp) by FFT (FFTW):
+  // y[b, h, l] = sum_{j <= l} k[h, j] u[b, h, l - j] for u [Bt, H, L], k [H, L], y [Bt, H, L], all contiguous.
+  // Backward writes grad_u [Bt, H, L] and grad_k [H, L] where defined.
+  virtual void fft_conv(const Tensor& u, const Tensor& k, const Tensor& y) = 0;
+  virtual void fft_conv_backward(const Tensor& u, const Tensor& k, const Tensor& grad_y, const Tensor& grad_u,
+                                 const Tensor& grad_k) = 0;
 };
 
 // The backend for a device; a tg::Error if that backend was not built.

@@ -120,8 +120,10 @@ Tensor MultiheadAttention::self_attention(const Tensor& x, const Tensor& attn_ma
     cache->len += T;
     k = cache->k.narrow(2, 0, cache->len);
     v = cache->v.narrow(2, 0, cache->len);
-    if (is_causal && pos0 > 0) {  // the new rows sit at positions pos0 .. pos0 + T - 1: bottom-right alignment
-      causal = false;
+    // The new rows sit at positions pos0 .. pos0 + T - 1: causality aligned to the bottom right, which is
+    // PyTorch's top-left is_causal only when pos0 = 0. One new row sees every cached key: no mask at all.
+    if (is_causal && pos0 > 0) causal = false;
+    if (is_causal && pos0 > 0 && T > 1) {
       Tensor allowed = le(arange(static_cast<double>(cache->len)).reshape({1, cache->len}),
                           arange(static_cast<double>(pos0), static_cast<double>(pos0 + T)).reshape({T, 1}));
       if (!mask.defined()) mask = allowed;

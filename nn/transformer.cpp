@@ -66,8 +66,15 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& attn_mask, KVCac
   return h + (options.dropout > 0 ? drop->forward(m) : m);
 }
 
+namespace {
+TransformerBlockOptions bidirectional(TransformerBlockOptions o) {
+  o.causal = false;
+  return o;
+}
+}  // namespace
+
 TransformerEncoderBlock::TransformerEncoderBlock(TransformerBlockOptions o, TensorOptions opt)
-    : TransformerBlock((o.causal = false, o), opt) {}
+    : TransformerBlock(bidirectional(std::move(o)), opt) {}
 
 Tensor TransformerEncoderBlock::forward(const Tensor& x, const Tensor& key_padding_mask) {
   Tensor mask;

@@ -550,6 +550,181 @@ def linear_attention_fixtures():
     return fam
 
 
+def attention_fixtures():
+    """tests/test_attention_parity.cpp: scaled dot-product attention written out as softmax(q k^T * scale + mask) v
+    (PyTorch 1.13 has no F.scaled_dot_product_attention), with a bool mask meaning "attend" as in PyTorch 2's SDPA,
+    and torch.nn.MultiheadAttention (need_weights=False) with its parameters as "param.<state_dict name>".
+    Seeded on its own, so it leaves the other fixture files alone."""
+    torch.manual_seed(6)
+    fam = Family("attention")
+
+    def sdpa(q, k, v, mask=None, causal=False, scale=None):
+        s = q @ k.transpose(-2, -1) * (scale if scale is not None else 1 / math.sqrt(q.shape[-1]))
+        if causal:
+            s = s.masked_fill(torch.ones(s.shape[-2], s.shape[-1], dtype=torch.bool).triu(1), float("-inf"))
+        if mask is not None:
+            s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask
+        return s.softmax(-1) @ v
+
+    fam.case("sdpa", lambda q, k, v: sdpa(q, k, v), q=randn(2, 3, 4, 5), k=randn(2, 3, 6, 5), v=randn(2, 3, 6, 3))
+    fam.case("sdpa_causal", lambda q, k, v: sdpa(q, k, v, causal=True), q=randn(1, 2, 5, 4), k=randn(1, 2, 5, 4),
+             v=randn(1, 2, 5, 4))
+    bool_mask = torch.rand(4, 6) > 0.4
+    bool_mask[:, 0] = True
+    fam.case("sdpa_bool_mask", lambda q, k, v, mask: sdpa(q, k, v, mask), q=randn(2, 2, 4, 3), k=randn(2, 2, 6, 3),
+             v=randn(2, 2, 6, 3), mask=bool_mask)
+    fam.case("sdpa_float_mask", lambda q, k, v, mask: sdpa(q, k, v, mask.detach(), scale=0.3), q=randn(2, 2, 4, 3),
+             k=randn(2, 2, 6, 3), v=randn(2, 2, 6, 2), mask=randn(2, 1, 4, 6))
+
+    def mha_case(name, m, **inputs):
+        m = m.double()
+        params = {k: p.detach().clone() for k, p in m.named_parameters()}
+
+        def fn(**kw):
+            for k in params:
+                mod, _, attr = k.rpartition(".")
+                owner = m.get_submodule(mod) if mod else m
+                delattr(owner, attr)
+                setattr(owner, attr, kw.pop("param." + k))
+            if "attn_mask" in kw:  # a mask takes no gradient here (tapegrad's attention does not send one)
+                kw["attn_mask"] = kw["attn_mask"].detach()
+            return m(**kw, need_weights=False)[0]
+
+        # "param." keeps out_proj.* apart from the case's outputs ("out", "out1", ...)
+        fam.case(name, fn, **inputs, **{"param." + k: p for k, p in params.items()})
+
+    x = randn(5, 2, 8)
+    mha_case("mha_self", torch.nn.MultiheadAttention(8, 2), query=x, key=x, value=x)
+    kpm = torch.tensor([[False, False, True, False], [False, True, True, False]])
+    am = torch.rand(3, 4) > 0.8
+    am[:, 0] = False
+    mha_case("mha_cross_batch_first", torch.nn.MultiheadAttention(6, 3, batch_first=True), query=randn(2, 3, 6),
+             key=randn(2, 4, 6), value=randn(2, 4, 6), key_padding_mask=kpm, attn_mask=am)
+    mha_case("mha_nobias_float_mask", torch.nn.MultiheadAttention(4, 1, bias=False), query=randn(3, 2, 4),
+             key=randn(5, 2, 4), value=randn(5, 2, 4), attn_mask=randn(3, 5))
+    return fam
+
+
+def moe_fixtures():
+    """tests/test_nn_moe.cpp: a mixture-of-experts layer written from the papers' equations with per-token loops.
+    Router p = softmax(x W_r^T); top-k experts (top-1: gate p_i, Switch; top-2: the two renormalised, GShard);
+    capacity ceil(cf * k * N / E) filled slot-major (every first choice before any second); experts
+    Linear-GELU-Linear; aux = E * sum_i f_i P_i with f over all k choices; z = mean(logsumexp(logits)^2).
+    Inputs are "x" and the parameters under nn::MoE's state_dict names; out = cat(flat y, aux, z). Seeded on its
+    own, so the other files stay unchanged."""
+    torch.manual_seed(7)
+    fam = Family("moe")
+    C, H, E = 4, 5, 3
+
+    def make(k, cf):
+        def fn(**p):
+            xf = p["x"].reshape(-1, C)
+            N = xf.shape[0]
+            logits = xf @ p["router.weight"].T
+            probs = torch.softmax(logits, -1)
+            topv, topi = probs.topk(k, dim=-1)
+            gates = topv / topv.sum(-1, keepdim=True) if k > 1 else topv
+            cap = math.ceil(cf * k * N / E)
+            load, rows = [0] * E, [torch.zeros(C, dtype=D) for _ in range(N)]
+            for j in range(k):
+                for n in range(N):
+                    e = int(topi[n, j])
+                    if load[e] >= cap:
+                        continue
+                    load[e] += 1
+                    h = F.gelu(xf[n] @ p[f"experts.{e}.0.weight"].T + p[f"experts.{e}.0.bias"])
+                    rows[n] = rows[n] + gates[n, j] * (h @ p[f"experts.{e}.2.weight"].T + p[f"experts.{e}.2.bias"])
+            f = torch.bincount(topi.reshape(-1), minlength=E).to(D) / (N * k)
+            aux = E * (f * probs.mean(0)).sum()
+            z = torch.logsumexp(logits, -1).pow(2).mean()
+            return torch.cat([torch.stack(rows).reshape(-1), aux[None], z[None]])
+        return fn
+
+    def params():
+        p = {"router.weight": randn(E, C) * 2}
+        for e in range(E):
+            p[f"experts.{e}.0.weight"], p[f"experts.{e}.0.bias"] = randn(H, C) * 0.5, randn(H) * 0.1
+            p[f"experts.{e}.2.weight"], p[f"experts.{e}.2.bias"] = randn(C, H) * 0.5, randn(C) * 0.1
+        return p
+
+    fam.case("top1", make(1, 1.0), x=randn(2, 6, C), **params())
+    fam.case("top2", make(2, 0.75), x=randn(2, 6, C), **params())
+    return fam
+
+
+def ssm_fixtures():
+    """tests/test_ssm_parity.cpp: the selective scan and a Mamba block, written from Gu and Dao (2023)'s equations
+    (A by zero-order hold, B by Euler, as the reference mamba_ssm). Seeded on its own, after the other families."""
+    torch.manual_seed(7)
+    fam = Family("ssm")
+    t = fam.tensors
+
+    def scan(u, delta, A, B, C, D):  # u, delta [b, l, e]; A [e, n]; B, C [b, l, n]; D [e]
+        h = torch.zeros(u.shape[0], u.shape[2], A.shape[1], dtype=D.dtype)
+        ys = []
+        for i in range(u.shape[1]):
+            dt = delta[:, i].unsqueeze(-1)
+            h = torch.exp(dt * A) * h + dt * u[:, i].unsqueeze(-1) * B[:, i].unsqueeze(1)
+            ys.append((h * C[:, i].unsqueeze(1)).sum(-1))
+        return torch.stack(ys, 1) + u * D
+
+    b, l, e, n = 2, 7, 5, 4
+    fam.case("selective_scan", scan, u=randn(b, l, e), delta=F.softplus(randn(b, l, e)),
+             A=-torch.exp(randn(e, n) * 0.5), B=randn(b, l, n), C=randn(b, l, n), D=randn(e))
+
+    # A Mamba block, d_model 6, d_state 4, d_conv 3, expand 2, dt_rank 1, with random parameters.
+    dm, n, k, ex, r = 6, 4, 3, 2, 1
+    e = ex * dm
+    params = {"in_proj.weight": randn(2 * e, dm) * 0.4, "conv1d.weight": randn(e, 1, k) * 0.5,
+              "conv1d.bias": randn(e) * 0.1, "x_proj.weight": randn(r + 2 * n, e) * 0.3,
+              "dt_proj.weight": randn(e, r) * 0.5, "dt_proj.bias": randn(e) * 0.5 - 1.0,
+              "A_log": torch.log(torch.arange(1, n + 1, dtype=D)).repeat(e, 1) + randn(e, n) * 0.1,
+              "D": torch.ones(e, dtype=D) + randn(e) * 0.1, "out_proj.weight": randn(dm, e) * 0.3}
+
+    def block(x, **p):
+        L = x.shape[1]
+        xi, z = F.linear(x, p["in_proj.weight"]).chunk(2, -1)
+        u = F.silu(F.conv1d(xi.transpose(1, 2), p["conv1d.weight"], p["conv1d.bias"], padding=k - 1, groups=e)[..., :L].transpose(1, 2))
+        dt, Bm, Cm = F.linear(u, p["x_proj.weight"]).split([r, n, n], -1)
+        delta = F.softplus(F.linear(dt, p["dt_proj.weight"], p["dt_proj.bias"]))
+        y = scan(u, delta, -torch.exp(p["A_log"]), Bm, Cm, p["D"])
+        return F.linear(y * F.silu(z), p["out_proj.weight"])
+
+    leaves = {"input": randn(2, 9, dm), **params}
+    leaves = {kk: v.clone().requires_grad_() for kk, v in leaves.items()}
+    out = block(leaves["input"], **{kk: v for kk, v in leaves.items() if kk != "input"})
+    w = torch.randn(out.shape, dtype=D)
+    (out * w).sum().backward()
+    for kk, v in leaves.items():  # parameters as "param.<name>" ("out_proj" would read as an output)
+        key = kk if kk == "input" else "param." + kk
+        t[f"mamba.{key}"] = v.detach().clone()
+        t[f"mamba.grad.{key}"] = v.grad
+    t["mamba.out"], t["mamba.w"] = out.detach(), w
+
+    # The S4D kernel K[h, l] = 2 Re(sum_n C_n dB_n dA_n^l), in PyTorch's complex arithmetic (Gu et al. 2022):
+    # ZOH dA = exp(dt A), dB = (dA - 1) / A; bilinear dA = (1 + dt A / 2) / (1 - dt A / 2), dB = dt / (1 - dt A / 2).
+    def s4d_kernel(disc, L):
+        def fn(log_dt, log_A_real, A_imag, C_re, C_im):
+            dt = torch.exp(log_dt).unsqueeze(-1)
+            A = torch.complex(-torch.exp(log_A_real), A_imag)
+            dtA = A * dt
+            if disc == "zoh":
+                dA = torch.exp(dtA); dB = (dA - 1) / A
+            else:
+                dA = (1 + dtA / 2) / (1 - dtA / 2); dB = dt / (1 - dtA / 2)
+            V = dA.unsqueeze(-1) ** torch.arange(L, dtype=D)  # Vandermonde [H, N/2, L]
+            C = torch.complex(C_re, C_im) * dB
+            return 2 * torch.einsum("dhn,hnl->dhl", C, V).real
+        return fn
+
+    H, n2 = 3, 4
+    for disc in ("zoh", "bilinear"):
+        fam.case(f"s4d_kernel_{disc}", s4d_kernel(disc, 11), log_dt=torch.log(torch.rand(H, dtype=D) * 0.3 + 0.05),
+                 log_A_real=torch.log(torch.rand(H, n2, dtype=D) + 0.2), A_imag=randn(H, n2) * 3,
+                 C_re=randn(1, H, n2), C_im=randn(1, H, n2))
+    return fam
+
+
 def npy_fixtures():
     """Files written by numpy itself, for the .npy loader."""
     sample = np.array([[0.0, 1.5, -2.0], [3.25, 4.0, -5.5]], dtype=np.float32)
@@ -567,7 +742,7 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     total = 0
     for fam in (unary(), binary(), reduce(), matmul(), index(), nn_fixtures(), optim_fixtures(), rnn_fixtures(),
-                linear_attention_fixtures()):
+                linear_attention_fixtures(), attention_fixtures(), moe_fixtures(), ssm_fixtures()):
         path = fam.write()
         total += os.path.getsize(path)
         print(f"{path}: {len(fam.tensors)} tensors, {os.path.getsize(path)} bytes")

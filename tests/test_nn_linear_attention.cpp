@@ -132,6 +132,15 @@ TEST_CASE("GLA: recurrent and chunked forms agree (outputs, final state, gradien
       for (size_t i = 0; i < g.size(); ++i) CHECK(max_abs_diff(g[i], g_rec[i]) < 1e-11);
     }
   }
+  // Float32 with the layer's gate (logsigmoid / 16) and strongly negative logits, chunks of 16: still the recurrence.
+  {
+    Tensor q32 = tg::randn({1, 2, 40, 8}), k32 = tg::randn({1, 2, 40, 8}), v32 = tg::randn({1, 2, 40, 4});
+    Tensor g32 = -tg::softplus(-(tg::randn({1, 2, 40, 8}) * 4.0 - 6.0)) / 16.0;
+    auto [oc, Sc] = F::gla_chunked(q32, k32, v32, g32, 16);
+    auto [orr, Sr] = F::gla_recurrent(q32, k32, v32, g32);
+    CHECK(max_abs_diff(oc, orr) < 1e-4 * (1.0 + tg::max(tg::abs(orr)).item<double>()));
+    CHECK(max_abs_diff(Sc, Sr) < 1e-4 * (1.0 + tg::max(tg::abs(Sr)).item<double>()));
+  }
   // With no decay (alpha = 1) and scale 1 GLA is unnormalised linear attention: tril(Q K^T) V.
   Tensor zero = tg::zeros(q.sizes(), tg::kFloat64);
   auto [o1, S1] = F::gla_chunked(q, k, v, zero, 4, 1.0);

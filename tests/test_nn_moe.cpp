@@ -1,7 +1,8 @@
 // nn::MoE: float64 gradcheck of output, load-balancing loss and z-loss (top-1 and top-2, with tokens dropped for
 // capacity); routing invariants (at most k distinct experts per token, capacity respected, slot-major priority,
 // dropped tokens get exactly zero, stats match the routes); the output against a per-token loop over the routes;
-// the aux and z losses against hand-computed values; the dense-to-sparse gate at high and low temperature.
+// the aux and z losses against hand-computed values; the dense-to-sparse gate at high and low temperature; parity
+// with a PyTorch per-token reference (tests/make_fixtures.py, moe_fixtures): output, losses and every gradient.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "nn/moe.h"
+#include "parity.h"
 #include "tapegrad.h"
 
 using tg::Tensor;
@@ -178,7 +180,7 @@ TEST_CASE("MoE: load-balancing loss and z-loss equal their formulas on a hand-co
   CHECK_THROWS_AS(F::router_z_loss(tg::zeros({4}, tg::kFloat64)), tg::Error);
 }
 
-TEST_CASE("MoE: dense-to-sparse gate, dense at high temperature, top-k at low, off in eval") {
+TEST_CASE("MoE: dense-to-sparse gate, dense at high temperature, top-k at low, off in eval, gradcheck") {
   tg::manual_seed(80);
   auto m = make_moe(4, 5, 4, 1, 0.0);
   m->options.dts_gumbel_noise = false;
@@ -208,6 +210,22 @@ TEST_CASE("MoE: dense-to-sparse gate, dense at high temperature, top-k at low, o
   m->forward(x);
   CHECK(m->stats().mean_experts_per_token == 1.0);
   CHECK(tg::equal(m->routes().reshape({-1}), top));
+
+  // Gradcheck through the tempered gates (no noise, so every evaluation routes alike).
+  {
+    auto small = make_moe(3, 4, 3, 1, 0.0);
+    small->options.dts_gumbel_noise = false;
+    small->set_gate_temperature(0.7);
+    Tensor xs = tg::randn({1, 4, 3}, tg::kFloat64).requires_grad_();
+    std::vector<Tensor> in{xs};
+    for (auto& p : small->parameters()) in.push_back(p);
+    small->forward(xs);
+    CHECK(small->stats().mean_experts_per_token > 1.0);
+    std::string report;
+    CHECK_MESSAGE(tg::gradcheck([&](const std::vector<Tensor>& v) {
+      return tg::cat({small->forward(v[0]).reshape({-1}), small->aux_loss().reshape({1})});
+    }, in, {}, &report), report);
+  }
 
   // With Gumbel noise every token still gets at least its top_k experts.
   m->train();
@@ -242,6 +260,35 @@ TEST_CASE("MoE: bad options and inputs are tg::Errors, an empty batch routes not
   CHECK(m.router->weight.grad().defined());
   for (int64_t e = 0; e < 2; ++e)
     if (m.stats().tokens_per_expert[e] > 0) CHECK(m.experts->at<nn::Sequential>(e)->parameters()[0].grad().defined());
+}
+
+TEST_CASE("MoE: parity with a PyTorch per-token reference (top-1 and top-2 with dropping)") {
+  auto cases = tg_test::load_cases(tg_test::kFixtures + "/moe.safetensors");
+  REQUIRE(cases.size() == 2);
+  for (auto& [name, c] : cases) {
+    INFO(name);
+    const int64_t k = name == "top2" ? 2 : 1;
+    nn::MoE m({.d_model = 4, .d_hidden = 5, .n_experts = 3, .top_k = k, .capacity_factor = k == 2 ? 0.75 : 1.0});
+    m.to(tg::kFloat64);
+    std::map<std::string, Tensor> state;
+    for (auto& [key, t] : c.inputs)
+      if (key != "x") state[key] = t;
+    m.load_state_dict(state);
+    Tensor x = c.inputs.at("x").clone().requires_grad_();
+    Tensor out = tg::cat({m.forward(x).reshape({-1}), m.aux_loss().reshape({1}), m.z_loss().reshape({1})});
+    CHECK(m.stats().dropped_fraction > 0);
+    std::string summary;
+    tg_test::compare("out", out, c.outs.at(0), summary);
+    std::vector<Tensor> leaves{x};
+    std::vector<std::string> names{"x"};
+    for (auto& [pn, p] : m.named_parameters()) {
+      leaves.push_back(p);
+      names.push_back(pn);
+    }
+    auto grads = tg::autograd::grad({tg::sum(out * c.w)}, leaves);
+    for (size_t i = 0; i < leaves.size(); ++i) tg_test::compare("grad." + names[i], grads[i], c.grads.at(names[i]), summary);
+    MESSAGE(name, ":", summary);
+  }
 }
 
 }  // TEST_SUITE

@@ -91,6 +91,15 @@ class CudaBackend final : public Backend {
   void attention_forward(const AttentionTensors& t) override;
   void attention_backward(const AttentionTensors& t, const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
                           const Tensor& grad_v) override;
+  void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& B, const Tensor& C,
+                      const Tensor& D, const Tensor& y) override;
+  void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& B, const Tensor& C,
+                               const Tensor& D, const Tensor& grad_y, const Tensor& grad_u, const Tensor& grad_delta,
+                               const Tensor& grad_A, const Tensor& grad_B, const Tensor& grad_C,
+                               const Tensor& grad_D) override;
+  void fft_conv(const Tensor& u, const Tensor& k, const Tensor& y) override;
+  void fft_conv_backward(const Tensor& u, const Tensor& k, const Tensor& grad_y, const Tensor& grad_u,
+                         const Tensor& grad_k) override;
 };
 
 }  // namespace tg::cuda

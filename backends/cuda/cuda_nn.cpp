@@ -86,4 +86,20 @@ void CudaBackend::attention_backward(const AttentionTensors&, const Tensor&, con
   TG_ERROR("scaled_dot_product_attention backward (fused): not implemented on cuda yet");
 }
 
+void CudaBackend::selective_scan(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                 const Tensor&, const Tensor&) {
+  TG_ERROR("selective_scan (Mamba, fused): not implemented on cuda yet");
+}
+void CudaBackend::selective_scan_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                          const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                          const Tensor&, const Tensor&, const Tensor&) {
+  TG_ERROR("selective_scan backward (Mamba, fused): not implemented on cuda yet");
+}
+void CudaBackend::fft_conv(const Tensor&, const Tensor&, const Tensor&) {
+  TG_ERROR("fft_conv (S4D long convolution; cuFFT): not implemented on cuda yet");
+}
+void CudaBackend::fft_conv_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  TG_ERROR("fft_conv backward (S4D long convolution): not implemented on cuda yet");
+}
+
 }  // namespace tg::cuda

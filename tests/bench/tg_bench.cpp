@@ -1,7 +1,8 @@
 // tg_bench WORKLOAD [--threads N] [--steps N]: runs one standard workload and prints one JSON line with the
 // fields torch_peer.py prints for the same workload, so tapegrad and PyTorch can be compared on identical work.
-// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm, gpt-mini, attn-1024
-// (the fused attention's time and memory at sequence length 1024; no peer).
+// Workloads: sgemm-N (any N; 256, 512, 1024 are the standard ones), overhead, mlp, char-lstm, gpt-mini, mamba-mini,
+// attn-1024 (the fused attention's time and memory at sequence length 1024; no peer), scan-L (the selective scan
+// alone at length L; no peer).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -104,12 +105,9 @@ std::string bench_char_lstm(int steps) {
   return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
 }
 
-// GPT: vocab 65, context 64, width 128, 4 heads, 4 layers, GELU MLP x4, LayerNorm, learned positions, untied head
-// without bias, batch 12, cross-entropy, Adam lr 1e-3, no dropout (as torch_peer.py gpt-mini).
-std::string bench_gpt_mini(int steps) {
-  tg::manual_seed(0);
-  const int64_t V = 65, T = 64, B = 12;
-  tg::nn::GPT model({.vocab_size = V, .context = T, .d_model = 128, .n_layer = 4, .n_head = 4});
+// A language model's training step on random tokens: cross-entropy over [B, T] targets, backward, Adam lr 1e-3,
+// as torch_peer.py's bench_train; 3 warm-up steps, then `steps` timed.
+template <class Model> std::string bench_lm(Model& model, int64_t V, int64_t B, int64_t T, int steps) {
   tg::optim::Adam opt(model.parameters(), {.lr = 1e-3});
   tg::Tensor x = tg::randint(0, V, {B, T}), y = tg::randint(0, V, {B, T});
   auto step = [&] {
@@ -124,6 +122,23 @@ std::string bench_gpt_mini(int steps) {
   for (int i = 0; i < steps; ++i) step();
   double dt = (now() - t) / steps;
   return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}", dt * 1e3, B * T / dt);
+}
+
+// GPT: vocab 65, context 64, width 128, 4 heads, 4 layers, GELU MLP x4, LayerNorm, learned positions, untied head
+// without bias, batch 12, no dropout (as torch_peer.py gpt-mini).
+std::string bench_gpt_mini(int steps) {
+  tg::manual_seed(0);
+  tg::nn::GPT model({.vocab_size = 65, .context = 64, .d_model = 128, .n_layer = 4, .n_head = 4});
+  return bench_lm(model, 65, 12, 64, steps);
+}
+
+// Mamba LM as torch_peer.py mamba-mini: vocab 65, width 128, 2 layers, d_state 16, expand 2, conv 4, pre-norm
+// LayerNorm residual blocks, final LayerNorm, untied bias-free head; batch 8, sequence 128.
+std::string bench_mamba_mini(int steps) {
+  tg::manual_seed(0);
+  tg::nn::MambaLM model({.vocab_size = 65, .d_model = 128, .n_layer = 2, .d_state = 16, .d_conv = 4, .expand = 2,
+                         .norm = "layernorm", .tie_embeddings = false});
+  return bench_lm(model, 65, 8, 128, steps);
 }
 
 // The fused attention's memory at sequence length 1024: causal self-attention of [1, 4, 1024, 32], forward and
@@ -149,9 +164,26 @@ std::string bench_attn_1024(int steps) {
                      dt * 1e3, B * T / dt, saved / 1048576.0, static_cast<double>(B * H * T * T) * 4 / 1048576.0);
 }
 
+// The fused selective scan alone, forward + backward, at mamba-mini's layer shape (batch 8, 256 channels, d_state
+// 16) and length L: its cost must grow linearly with L (ns_per_token stays flat).
+std::string bench_scan(int64_t L, int steps) {
+  tg::manual_seed(0);
+  const int64_t B = 8, E = 256, N = 16;
+  tg::Tensor u = tg::randn({B, L, E}).requires_grad_(), delta = tg::softplus(tg::randn({B, L, E})).requires_grad_(),
+             A = (-tg::exp(tg::randn({E, N}))).requires_grad_(), Bm = tg::randn({B, L, N}).requires_grad_(),
+             Cm = tg::randn({B, L, N}).requires_grad_(), D = tg::randn({E}).requires_grad_();
+  auto run = [&] { tg::sum(tg::nn::functional::selective_scan(u, delta, A, Bm, Cm, D)).backward(); };
+  run();
+  double t = now();
+  for (int i = 0; i < steps; ++i) run();
+  double dt = (now() - t) / steps;
+  return fmt::format("\"ms_per_step\": {:.4f}, \"tokens_per_s\": {:.1f}, \"ns_per_token\": {:.2f}, \"seq\": {}",
+                     dt * 1e3, B * L / dt, dt / (B * L) * 1e9, L);
+}
+
 int usage() {
   std::fprintf(stderr,
-               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm, gpt-mini, attn-1024\n"
+               "usage: tg_bench WORKLOAD [--threads N] [--steps N] [--best]\nworkloads: sgemm-N, overhead, mlp, char-lstm, gpt-mini, mamba-mini, attn-1024, scan-L\n"
                "--best: run in each thread arrangement below in a fresh process and print the fastest, as\n"
                "        torch_peer.py --best does: 1 thread; N threads with OMP_WAIT_POLICY=PASSIVE; N threads with\n"
                "        OpenMP's default (spinning) wait policy.\n");
@@ -226,6 +258,8 @@ int main(int argc, char** argv) {
     else if (workload == "char-lstm") fields = bench_char_lstm(steps);
     else if (workload == "gpt-mini") fields = bench_gpt_mini(steps);
     else if (workload == "attn-1024") fields = bench_attn_1024(steps);
+    else if (workload == "mamba-mini") fields = bench_mamba_mini(steps);
+    else if (workload.rfind("scan-", 0) == 0) fields = bench_scan(std::stoll(workload.substr(5)), steps);
     else {
       std::fprintf(stderr, "tg_bench: unknown workload '%s'\n", workload.c_str());
       return usage();
