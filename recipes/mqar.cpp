@@ -2,13 +2,13 @@
 // efficient language models", Figure 2), scaled to a CPU. Every model is the same small LM
 //   embedding (+ learned positions for attention)
 //   -> 2 x (norm, short causal conv, sequence mixer, residual, norm, MLP, residual) -> norm -> head
-// with the sequence mixer chosen by name (attention, gla, linear, lstm, mingru), trained for the same number of
-// steps on the same multi-query associative recall data (data/synthetic.h: keys from the lower half of the
+// with the sequence mixer chosen by name (attention, gla, linear, mamba, lstm, mingru), trained for the same number
+// of steps on the same multi-query associative recall data (data/synthetic.h: keys from the lower half of the
 // vocabulary, values from the upper half, queries at power-law gaps). The loss and the accuracy are taken only at
 // the query positions (predict the key's value). Defaults for a shared 2-core CPU: vocabulary 256, lengths 64 and
 // 128 with 4 and 8 pairs, widths 64 and 128, 600 steps of 32 examples from a fixed set of 20000, AdamW 1e-2.
-// Expected, as in the paper: attention near 100%; recurrent models well below at small width, closing the gap as
-// the width grows (their state grows with it; attention's is the whole context).
+// Expected, as in the paper: attention near 100%; recurrent models well below at small width, closing the gap as the
+// width grows (their state grows with it; attention's is the whole context).
 //
 //   mqar                                                 # the default comparison, a table at the end
 //   mqar --models attention,lstm --widths 64 --seq-lens 64 --steps 300 --out out/mqar
@@ -37,7 +37,7 @@ using tg::Tensor;
 
 namespace {
 
-const std::vector<std::string> kModels = {"attention", "gla", "linear", "lstm", "mingru"};
+const std::vector<std::string> kModels = {"attention", "gla", "linear", "mamba", "lstm", "mingru"};
 
 struct Config {
   std::vector<std::string> models = kModels;
@@ -129,6 +129,7 @@ std::shared_ptr<tg::nn::UnaryModule> make_mixer(const std::string& name, int64_t
   // GLA and linear attention with their layers' defaults (fla's GLA: d_k = d / 2, d_v = d, 4 heads).
   if (name == "gla") return std::make_shared<tg::nn::GatedLinearAttention>(tg::nn::GLAOptions{.d_model = d});
   if (name == "linear") return std::make_shared<tg::nn::LinearAttention>(d, 4);
+  if (name == "mamba") return std::make_shared<tg::nn::Mamba>(tg::nn::MambaOptions{.d_model = d});  // N 16, expand 2
   if (name == "lstm") return std::make_shared<LSTMMixer>(d);
   if (name == "mingru") return std::make_shared<MinGRUMixer>(d);
   TG_ERROR("--models: unknown model '{}' (known: {})", name, fmt::join(kModels, ", "));
@@ -179,7 +180,8 @@ class MixerLM : public tg::nn::Module {
   MixerLM(const std::string& mixer_name, int64_t d, int64_t max_len, const Config& cfg) {
     embed = register_module("embed", std::make_shared<tg::nn::Embedding>(cfg.vocab, d));
     // Attention alone has no notion of order; Zoology gives it learned absolute positions and the others none.
-    if (mixer_name == "attention" && cfg.positions) pos = register_module("pos", std::make_shared<tg::nn::Embedding>(max_len, d));
+    if (mixer_name == "attention" && cfg.positions)
+      pos = register_module("pos", std::make_shared<tg::nn::Embedding>(max_len, d));
     blocks = register_module("blocks", std::make_shared<tg::nn::ModuleList>());
     for (int64_t l = 0; l < cfg.layers; ++l) blocks->push_back(std::make_shared<Block>(mixer_name, d, cfg));
     norm = register_module("norm", std::make_shared<tg::nn::LayerNorm>(tg::Shape{d}));
