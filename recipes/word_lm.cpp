@@ -169,6 +169,8 @@ void run(tg::recipes::Harness& h, Config& cfg) {
 
   int64_t step = 0;
   double elapsed_before = 0;
+  double epoch_sum = 0, log_sum = 0;  // summed losses of this epoch's words and since the last metrics line
+  int64_t epoch_words = 0, log_n = 0;
   State state;
   if (resuming) {
     TensorMap extra;
@@ -177,6 +179,10 @@ void run(tg::recipes::Harness& h, Config& cfg) {
     if (extra.count("state.h")) state.h = extra.at("state.h");
     if (extra.count("state.c")) state.c = extra.at("state.c");
     elapsed_before = tg::recipes::scalar_value(extra, "elapsed_s");
+    epoch_sum = tg::recipes::scalar_value(extra, "epoch_sum");
+    epoch_words = static_cast<int64_t>(tg::recipes::scalar_value(extra, "epoch_words"));
+    log_sum = tg::recipes::scalar_value(extra, "log_sum");
+    log_n = static_cast<int64_t>(tg::recipes::scalar_value(extra, "log_n"));
   }
 
   fmt::print("word_lm: {}-layer LSTM, hidden {} | vocabulary {} | {:.2f}M parameters\n", cfg.layers, cfg.hidden, V,
@@ -193,11 +199,13 @@ void run(tg::recipes::Harness& h, Config& cfg) {
   tg::recipes::Progress progress(total, 0, f.log_every);
   progress.start(step, elapsed_before);
   tg::data::PrefetchLoader loader(std::move(train_stream));
-  double epoch_sum = 0, log_sum = 0;
-  int64_t epoch_words = 0, log_n = 0;
 
   auto save = [&] {
-    TensorMap x{{"elapsed_s", tg::recipes::scalar_entry(progress.elapsed())}};
+    TensorMap x{{"elapsed_s", tg::recipes::scalar_entry(progress.elapsed())},
+                {"epoch_sum", tg::recipes::scalar_entry(epoch_sum)},
+                {"epoch_words", tg::recipes::scalar_entry(static_cast<double>(epoch_words))},
+                {"log_sum", tg::recipes::scalar_entry(log_sum)},
+                {"log_n", tg::recipes::scalar_entry(static_cast<double>(log_n))}};
     tg::recipes::put_state(x, "data.", loader.state_dict());
     if (state.h.defined()) x["state.h"] = state.h;
     if (state.c.defined()) x["state.c"] = state.c;
