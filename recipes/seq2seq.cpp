@@ -31,7 +31,7 @@ struct Config {
   bool reverse_source = false;
   int64_t batch = 64;
   double lr = 3e-3, clip = 1.0;
-  int64_t eval_size = 512, beam_eval = 128, beam = 4;
+  int64_t eval_size = 512, beam_eval = 512, beam = 4;  // beam_eval = eval_size: the same examples for both
   tg::data::Seq2SeqOptions task_options() const {
     return {.task = task == "addition" ? tg::data::Seq2SeqTask::Addition : tg::data::Seq2SeqTask::Reverse,
             .min_digits = min_digits, .max_digits = max_digits};

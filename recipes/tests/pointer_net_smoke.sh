@@ -20,7 +20,7 @@ echo "== uninterrupted run"
 cat full.log
 for f in metrics.jsonl ckpt.safetensors; do [ -s "full/$f" ] || fail "full/$f was not written"; done
 for n in 3 4 5 6; do grep -q "\"exact_n$n\"" full/metrics.jsonl || fail "no accuracy for length $n"; done
-grep -Eq '^ +6\* \|' full.log || fail "the table lacks the held-out length 6"
+grep -Eq '^ +6\*\|' full.log || fail "the table lacks the held-out length 6"
 loss_falls full/metrics.jsonl 0.2
 
 echo "== stopped at 30, resumed to 60"
