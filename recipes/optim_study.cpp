@@ -100,15 +100,31 @@ struct LmResult {
   int64_t spikes = 0;
 };
 
-LmResult train_lm(const std::string& name, const Config& cfg, int64_t steps, const tg::data::Split& split,
-                  int64_t vocab, uint64_t seed, const std::string& metrics_path) {
+// Validation loss over (up to) the first 64k characters of the validation split, 32 windows at a time.
+double validation_loss(CharLSTM& model, const std::vector<int64_t>& split_val, int64_t seq) {
+  tg::NoGradGuard no_grad;
+  std::vector<int64_t> val(split_val.begin(), split_val.begin() + std::min<size_t>(split_val.size(), 65536));
+  tg::data::LMLaneStream vs(val, {.batch_size = 32, .seq_len = seq});
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t k = 0; k < vs.batches_per_epoch(); ++k) {
+    const tg::data::Batch b = vs.next();
+    sum += F::cross_entropy(model.forward(b.input), b.target.reshape({-1}), -100, 0.0, "sum").item<double>();
+    count += b.target.numel();
+  }
+  return sum / static_cast<double>(std::max<int64_t>(1, count));
+}
+
+LmResult train_lm(const std::string& name, const Config& cfg, int64_t steps, int64_t eval_every,
+                  const tg::data::Split& split, int64_t vocab, uint64_t seed, const std::string& metrics_path) {
   tg::manual_seed(seed);  // the same initialisation for every optimizer
   CharLSTM model(cfg, vocab);
   std::unique_ptr<tg::optim::Optimizer> opt;
-  if (name == "adam" || name == "adam+noise") opt = std::make_unique<tg::optim::Adam>(model.parameters(),
-                                                                                        tg::optim::AdamOptions{.lr = cfg.lr});
-  if (name == "adamw") opt = std::make_unique<tg::optim::AdamW>(model.parameters(), tg::optim::AdamOptions{.lr = cfg.lr});
-  if (name == "spam") opt = std::make_unique<tg::optim::SPAM>(model.parameters(), tg::optim::SPAMOptions{.lr = cfg.lr});
+  const std::vector<Tensor> params = model.parameters();
+  const tg::optim::AdamOptions adam{.lr = cfg.lr};
+  if (name == "adam" || name == "adam+noise") opt = std::make_unique<tg::optim::Adam>(params, adam);
+  if (name == "adamw") opt = std::make_unique<tg::optim::AdamW>(params, adam);
+  if (name == "spam") opt = std::make_unique<tg::optim::SPAM>(params, tg::optim::SPAMOptions{.lr = cfg.lr});
   tg::optim::GradientNoise noise(cfg.noise_eta, 0.55, seed + 1);
   tg::data::LMWindowStream stream(split.train, {.batch_size = cfg.batch, .seq_len = cfg.seq, .seed = seed});
   tg::recipes::MetricsWriter metrics;
@@ -140,19 +156,10 @@ LmResult train_lm(const std::string& name, const Config& cfg, int64_t steps, con
       metrics.write(step, {{"loss", log_sum / 10}, {"lr", cfg.lr}}, wall);
       log_sum = 0;
     }
+    if (step % eval_every == 0 && step < steps)
+      metrics.write(step, {{"val_loss", validation_loss(model, split.val, cfg.seq)}}, wall);
   }
-  // Validation loss over (up to) the first 64k characters of the validation split.
-  tg::NoGradGuard no_grad;
-  std::vector<int64_t> val(split.val.begin(), split.val.begin() + std::min<size_t>(split.val.size(), 65536));
-  tg::data::LMLaneStream vs(val, {.batch_size = 32, .seq_len = cfg.seq});
-  double sum = 0;
-  int64_t count = 0;
-  for (int64_t k = 0; k < vs.batches_per_epoch(); ++k) {
-    const tg::data::Batch b = vs.next();
-    sum += F::cross_entropy(model.forward(b.input), b.target.reshape({-1}), -100, 0.0, "sum").item<double>();
-    count += b.target.numel();
-  }
-  const double val_loss = sum / static_cast<double>(std::max<int64_t>(1, count));
+  const double val_loss = validation_loss(model, split.val, cfg.seq);
   metrics.write(steps, {{"val_loss", val_loss}},
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return {name, tail_sum / static_cast<double>(tail_n), val_loss, spikes.spikes()};
@@ -170,8 +177,10 @@ void optimizers_part(tg::recipes::Harness& h, const Config& cfg, std::ofstream& 
   fmt::print("   {:<11} | {:>10} | {:>8} | {:>6}\n", "optimizer", "final loss", "val loss", "spikes");
   std::fflush(stdout);
   for (const std::string name : {"adam", "adamw", "spam", "adam+noise"}) {
-    const LmResult r = train_lm(name, cfg, steps, split, tok.vocab_size(), f.seed,
-                                h.out_path(name == "adam+noise" ? "adam_noise/metrics.jsonl" : name + "/metrics.jsonl"));
+    const int64_t eval_every = f.eval_every > 0 ? f.eval_every : 100;
+    const std::string folder = name == "adam+noise" ? "adam_noise" : name;
+    const LmResult r = train_lm(name, cfg, steps, eval_every, split, tok.vocab_size(), f.seed,
+                                h.out_path(folder + "/metrics.jsonl"));
     fmt::print("   {:<11} | {:>10.4f} | {:>8.4f} | {:>6}\n", r.name, r.final_loss, r.val_loss, r.spikes);
     std::fflush(stdout);
     if (results.is_open())
@@ -219,7 +228,8 @@ Digits load_digits(const std::string& path, uint64_t seed) {
   tg::data::shuffle(order, gen);
   const int64_t n_test = row / 5;
   const Tensor test_idx = tg::tensor<int64_t>(std::vector<int64_t>(order.begin(), order.begin() + n_test), {n_test});
-  const Tensor train_idx = tg::tensor<int64_t>(std::vector<int64_t>(order.begin() + n_test, order.end()), {row - n_test});
+  const Tensor train_idx =
+      tg::tensor<int64_t>(std::vector<int64_t>(order.begin() + n_test, order.end()), {row - n_test});
   return {X.index_select(0, train_idx), Y.index_select(0, train_idx), X.index_select(0, test_idx),
           Y.index_select(0, test_idx)};
 }
@@ -285,7 +295,8 @@ DeepResult train_deep(const Config& cfg, const Digits& d, const std::string& ini
       metrics.write(step, {{"loss", log_sum / 50}, {"lr", cfg.deep_lr}}, wall());
       log_sum = 0;
     }
-    if (step % 500 == 0 || step == steps) metrics.write(step, {{"accuracy", accuracy(*mlp, d.test_x, d.test_y)}}, wall());
+    if (step % 500 == 0 || step == steps)
+      metrics.write(step, {{"accuracy", accuracy(*mlp, d.test_x, d.test_y)}}, wall());
   }
   return {accuracy(*mlp, d.test_x, d.test_y), tail / static_cast<double>(tail_n)};
 }
@@ -360,8 +371,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch", cfg.batch, "part 1: windows per step")->check(CLI::PositiveNumber);
   app.add_option("--seq", cfg.seq, "part 1: characters per window")->check(CLI::PositiveNumber);
   app.add_option("--lr", cfg.lr, "part 1: learning rate of every optimizer")->check(CLI::PositiveNumber);
+  app.add_option("--clip", cfg.clip, "part 1: gradient-norm clipping threshold")->check(CLI::PositiveNumber);
   app.add_option("--noise-eta", cfg.noise_eta, "part 1: gradient-noise eta for adam+noise")->check(CLI::PositiveNumber);
-  app.add_option("--spike-window", cfg.spike_window, "part 1: steps in the running median")->check(CLI::Range(10, 100000));
+  app.add_option("--spike-window", cfg.spike_window, "part 1: steps in the running median")
+      ->check(CLI::Range(10, 100000));
   app.add_option("--depth", cfg.depth, "part 2: hidden layers")->check(CLI::PositiveNumber);
   app.add_option("--width", cfg.width, "part 2: units per hidden layer")->check(CLI::PositiveNumber);
   app.add_option("--deep-steps", cfg.deep_steps, "part 2: SGD steps per run")->check(CLI::PositiveNumber);
@@ -369,6 +382,7 @@ int main(int argc, char** argv) {
   app.add_option("--deep-clip", cfg.deep_clip, "part 2: gradient-norm clipping threshold")->check(CLI::PositiveNumber);
   app.add_option("--deep-eta", cfg.deep_eta, "part 2: gradient-noise eta")->check(CLI::PositiveNumber);
   app.add_option("--seeds", cfg.seeds, "part 2: runs per setting")->check(CLI::PositiveNumber);
-  app.add_option("--init", cfg.init, "part 2: the poor initialisation")->check(CLI::IsMember({"zero", "simple", "both"}));
+  app.add_option("--init", cfg.init, "part 2: the poor initialisation")
+      ->check(CLI::IsMember({"zero", "simple", "both"}));
   return h.main(argc, argv, [&] { run(h, cfg); });
 }

@@ -59,7 +59,8 @@ LengthScore score(tg::nn::PointerNet& net, const tg::data::Batch& b, const Confi
     beam_ok += best == std::vector<int64_t>(want.begin() + i * n, want.begin() + (i + 1) * n);
   }
   return {static_cast<double>(exact) / B, static_cast<double>(pointers) / (B * n),
-          beams > 0 ? static_cast<double>(beam_ok) / beams : 0.0, beams > 0 ? static_cast<double>(subset_ok) / beams : 0.0};
+          beams > 0 ? static_cast<double>(beam_ok) / beams : 0.0,
+          beams > 0 ? static_cast<double>(subset_ok) / beams : 0.0};
 }
 
 void run(tg::recipes::Harness& h, const Config& cfg) {
@@ -115,11 +116,12 @@ void run(tg::recipes::Harness& h, const Config& cfg) {
     by_length.clear();
     std::vector<tg::recipes::MetricsWriter::Field> out;
     double trained = 0;  // mean exact accuracy over the training lengths
+    const double lengths = static_cast<double>(cfg.max_length - cfg.min_length + 1);
     for (const tg::data::Batch& b : held_out) {
       const int64_t n = b.input.size(1);
       by_length.push_back(score(net, b, cfg));
       out.push_back({fmt::format("exact_n{}", n), by_length.back().exact});
-      if (n <= cfg.max_length) trained += by_length.back().exact / static_cast<double>(cfg.max_length - cfg.min_length + 1);
+      if (n <= cfg.max_length) trained += by_length.back().exact / lengths;
     }
     out.insert(out.begin(), {"accuracy", trained});
     return out;

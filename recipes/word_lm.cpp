@@ -266,7 +266,8 @@ void run(tg::recipes::Harness& h, Config& cfg) {
     fmt::print("final: step {}, test perplexity {:.2f}, {} of training\n", step, test_ppl,
                tg::recipes::format_duration(progress.elapsed()));
   }
-  if (f.save) fmt::print("saved {} (continue with --resume {})\n", h.out_path(tg::recipes::kCheckpointFile), h.out_dir());
+  if (f.save)
+    fmt::print("saved {} (continue with --resume {})\n", h.out_path(tg::recipes::kCheckpointFile), h.out_dir());
   std::fflush(stdout);
 }
 
@@ -278,7 +279,8 @@ int main(int argc, char** argv) {
   Config cfg;
   CLI::App& app = h.app();
   app.add_option("--layers", cfg.layers, "LSTM layers")->check(CLI::PositiveNumber);
-  app.add_option("--hidden", cfg.hidden, "hidden units per layer (and the embedding width)")->check(CLI::PositiveNumber);
+  app.add_option("--hidden", cfg.hidden, "hidden units per layer (and the embedding width)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--batch", cfg.batch, "lanes per batch")->check(CLI::PositiveNumber);
   app.add_option("--seq", cfg.seq, "unrolled steps per batch (the BPTT length)")->check(CLI::PositiveNumber);
   app.add_option("--epochs", cfg.epochs, "passes over the training split (--steps overrides)")
