@@ -105,17 +105,20 @@ void run(tg::recipes::Harness& h, const Config& cfg) {
   const int64_t max_len = cfg.max_digits + 3;  // the longest answer (a carry digit) and <eos>, plus one spare
 
   const int64_t total = f.steps > 0 ? f.steps : 2000;
+  // Digits per step, roughly: a reversal example averages (min + max) / 2 digits in and as many out.
+  const double tokens_per_step = static_cast<double>(cfg.batch) * (cfg.min_digits + cfg.max_digits);
+  auto train_step = [&](const tg::data::Batch& b) {
+    auto [tgt_in, tgt_out] = teacher_forcing(b);
+    Tensor loss = F::cross_entropy(model.forward(b.input, tgt_in, b.input_lengths).reshape({-1, Vocab::kSize}),
+                                   tgt_out.reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    tg::optim::clip_grad_norm_(opt.parameters(), cfg.clip);
+    opt.step();
+    return loss.item<double>();
+  };
   if (f.bench) {
-    tg::recipes::run_bench("seq2seq", f.steps > 0 ? f.steps : 20, 3, static_cast<double>(cfg.batch * cfg.max_digits),
-                           [&] {
-                             const tg::data::Batch b = train.next();
-                             auto [tgt_in, tgt_out] = teacher_forcing(b);
-                             Tensor loss = F::cross_entropy(model.forward(b.input, tgt_in, b.input_lengths)
-                                                                .reshape({-1, Vocab::kSize}), tgt_out.reshape({-1}));
-                             opt.zero_grad();
-                             loss.backward();
-                             opt.step();
-                           });
+    tg::recipes::run_bench("seq2seq", f.steps > 0 ? f.steps : 20, 3, tokens_per_step, [&] { train_step(train.next()); });
     return;
   }
   fmt::print("seq2seq: {} of {}..{} digits | LSTM {}x{}, embedding {}, attention {} | {:.2f}M parameters\n", cfg.task,
@@ -133,18 +136,9 @@ void run(tg::recipes::Harness& h, const Config& cfg) {
   tg::recipes::TaskLoop loop;
   loop.total_steps = total;
   loop.eval_every = f.eval_every > 0 ? f.eval_every : 500;
-  loop.tokens_per_step = static_cast<double>(cfg.batch) * (cfg.min_digits + cfg.max_digits);  // source digits
+  loop.tokens_per_step = tokens_per_step;
   loop.schedule = &sched;
-  loop.step = [&](const tg::data::Batch& b) {
-    auto [tgt_in, tgt_out] = teacher_forcing(b);
-    Tensor loss = F::cross_entropy(model.forward(b.input, tgt_in, b.input_lengths).reshape({-1, Vocab::kSize}),
-                                   tgt_out.reshape({-1}));
-    opt.zero_grad();
-    loss.backward();
-    tg::optim::clip_grad_norm_(opt.parameters(), cfg.clip);
-    opt.step();
-    return loss.item<double>();
-  };
+  loop.step = train_step;
   loop.evaluate = [&] { return evaluate(model, held_out, cfg, max_len); };
   const auto last = tg::recipes::run_task_loop(h, model, opt, train, loop);
   if (last.size() == 3)

@@ -29,6 +29,11 @@ grep -q "stopped at step 30 of 60" split1.log || fail "the first half did not st
 "$bin" "${tiny[@]}" --steps 60 --resume split --out split --save > split2.log
 diff <(records full/metrics.jsonl) <(records split/metrics.jsonl) || fail "resumed metrics differ"
 
+echo "== --bench"
+"$bin" "${tiny[@]}" --bench --steps 2 > bench.log
+grep -Eq '^\{"recipe": "pointer_net", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+' bench.log ||
+  fail "bench line: $(cat bench.log)"
+
 echo "== bad input"
 expect_error unknown_flag "--bogus" --bogus 3
 expect_error bad_lengths "need --min-length <= --max-length" "${tiny[@]}" --steps 5 --max-length 7

@@ -30,6 +30,11 @@ grep -q "stopped at step 30 of 60" split1.log || fail "the first half did not st
 diff <(records full/metrics.jsonl) <(records split/metrics.jsonl) || fail "resumed metrics differ"
 diff <(grep '^final:' full.log) <(grep '^final:' split2.log) || fail "resumed final line differs"
 
+echo "== --bench"
+"$bin" "${tiny[@]}" --bench --steps 2 > bench.log
+grep -Eq '^\{"recipe": "seq2seq", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+' bench.log ||
+  fail "bench line: $(cat bench.log)"
+
 echo "== bad input"
 expect_error unknown_flag "--bogus" --bogus 3
 expect_error bad_task "--task" --task multiply
