@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using doctest::Contains;
@@ -17,25 +18,13 @@ namespace data = tg::data;
 
 namespace {
 
+using tg::testing::TempDir;
+
 #ifdef TG_CORPUS_DIR
 const std::string kCorpora = TG_CORPUS_DIR;
 #else
 const std::string kCorpora = "data/corpora";
 #endif
-
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    dir = fs::temp_directory_path() / ("tg_test_tok_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 

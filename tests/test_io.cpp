@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using doctest::Contains;
@@ -26,6 +27,8 @@ using tg::io::save_safetensors;
 
 namespace {
 
+using tg::testing::TempDir;
+
 #ifdef TG_FIXTURE_DIR
 const std::string kFixtures = TG_FIXTURE_DIR;
 #else
@@ -33,21 +36,6 @@ const std::string kFixtures = "tests/fixtures";
 #endif
 
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    dir = fs::temp_directory_path() / ("tg_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
-
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -123,10 +111,10 @@ TEST_CASE("npy round trip: every dtype, 0-d and size-0") {
       CAPTURE(tg::dtype_name(dt));
       CAPTURE(tg::shape_str(s));
       Tensor t = sample(dt, s);
-      save_npy(tmp / "t.npy", t);
-      check_same(load_npy(tmp / "t.npy"), t);
-      CHECK(read_file(tmp / "t.npy").size() % 64 == (t.numel() * tg::element_size(dt)) % 64);  // header padded to 64
-      CHECK_FALSE(fs::exists(tmp / "t.npy.tmp"));
+      save_npy(tmp.file("t.npy"), t);
+      check_same(load_npy(tmp.file("t.npy")), t);
+      CHECK(read_file(tmp.file("t.npy")).size() % 64 == (t.numel() * tg::element_size(dt)) % 64);  // header padded to 64
+      CHECK_FALSE(fs::exists(tmp.file("t.npy.tmp")));
     }
 }
 
@@ -136,16 +124,16 @@ TEST_CASE("safetensors round trip: every dtype and shape in one file, with metad
   for (DType dt : kDTypes)
     for (size_t i = 0; i < kShapes.size(); ++i) ts[fmt::format("{}.{}", tg::dtype_name(dt), i)] = sample(dt, kShapes[i]);
   std::map<std::string, std::string> meta = {{"format", "pt"}, {"step", "1200"}, {"note", "ünïcode \"quoted\""}};
-  save_safetensors(tmp / "m.safetensors", ts, meta);
-  CHECK_FALSE(fs::exists(tmp / "m.safetensors.tmp"));
+  save_safetensors(tmp.file("m.safetensors"), ts, meta);
+  CHECK_FALSE(fs::exists(tmp.file("m.safetensors.tmp")));
 
-  std::string raw = read_file(tmp / "m.safetensors");
+  std::string raw = read_file(tmp.file("m.safetensors"));
   uint64_t n = 0;
   std::memcpy(&n, raw.data(), 8);
   CHECK(n % 8 == 0);  // padded as the official writer does
 
   std::map<std::string, std::string> got_meta;
-  auto got = load_safetensors(tmp / "m.safetensors", &got_meta);
+  auto got = load_safetensors(tmp.file("m.safetensors"), &got_meta);
   CHECK(got_meta == meta);
   REQUIRE(got.size() == ts.size());
   for (const auto& [name, t] : ts) {
@@ -155,9 +143,9 @@ TEST_CASE("safetensors round trip: every dtype and shape in one file, with metad
   }
 
   // No metadata at all, and an empty file of tensors.
-  save_safetensors(tmp / "e.safetensors", {});
+  save_safetensors(tmp.file("e.safetensors"), {});
   got_meta = {{"stale", "x"}};
-  CHECK(load_safetensors(tmp / "e.safetensors", &got_meta).empty());
+  CHECK(load_safetensors(tmp.file("e.safetensors"), &got_meta).empty());
   CHECK(got_meta.empty());
 }
 
@@ -166,12 +154,12 @@ TEST_CASE("non-contiguous tensors are written with their logical values") {
   Tensor base = sample(tg::kFloat64, {3, 4});
   for (Tensor v : {base.transpose(0, 1), base.slice(1, 1, 4, 2), base.select(1, 2)}) {
     CAPTURE(tg::shape_str(v.sizes()));
-    save_npy(tmp / "v.npy", v);
-    Tensor a = load_npy(tmp / "v.npy");
+    save_npy(tmp.file("v.npy"), v);
+    Tensor a = load_npy(tmp.file("v.npy"));
     CHECK(a.sizes() == v.sizes());
     CHECK(a.to_vector<double>() == v.to_vector<double>());
-    save_safetensors(tmp / "v.safetensors", {{"v", v}, {"base", base}});
-    auto m = load_safetensors(tmp / "v.safetensors");
+    save_safetensors(tmp.file("v.safetensors"), {{"v", v}, {"base", base}});
+    auto m = load_safetensors(tmp.file("v.safetensors"));
     CHECK(m.at("v").sizes() == v.sizes());
     CHECK(m.at("v").to_vector<double>() == v.to_vector<double>());
     CHECK(m.at("base").to_vector<double>() == base.to_vector<double>());
@@ -216,22 +204,22 @@ TEST_CASE("npy: versions 2.0 and 3.0, Fortran order, odd spacing") {
   TempDir tmp;
   const std::string data = bytes_of<double>({1, 2, 3, 4, 5, 6});
   for (int major : {1, 2, 3}) {
-    write_file(tmp / "v.npy", npy_raw(kF8x6 + "   \n", data, major));
-    CHECK(load_npy(tmp / "v.npy").to_vector<double>() == std::vector<double>{1, 2, 3, 4, 5, 6});
+    write_file(tmp.file("v.npy"), npy_raw(kF8x6 + "   \n", data, major));
+    CHECK(load_npy(tmp.file("v.npy")).to_vector<double>() == std::vector<double>{1, 2, 3, 4, 5, 6});
   }
   // Column-major data of [[1, 2, 3], [4, 5, 6]].
-  write_file(tmp / "f.npy", npy_raw("{\"descr\":\"<f8\",\"fortran_order\":True,\"shape\":(2,3)}", bytes_of<double>({1, 4, 2, 5, 3, 6})));
-  Tensor f = load_npy(tmp / "f.npy");
+  write_file(tmp.file("f.npy"), npy_raw("{\"descr\":\"<f8\",\"fortran_order\":True,\"shape\":(2,3)}", bytes_of<double>({1, 4, 2, 5, 3, 6})));
+  Tensor f = load_npy(tmp.file("f.npy"));
   CHECK(f.sizes() == Shape{2, 3});
   CHECK(f.to_vector<double>() == std::vector<double>{1, 2, 3, 4, 5, 6});
   // Bool bytes other than 0/1 are normalised; Python 2 longs in the shape are accepted.
-  write_file(tmp / "b.npy", npy_raw("{'descr': '|b1', 'fortran_order': False, 'shape': (3L,), }", std::string("\x00\x02\x01", 3)));
-  CHECK(load_npy(tmp / "b.npy").to_vector<bool>() == std::vector<bool>{false, true, true});
+  write_file(tmp.file("b.npy"), npy_raw("{'descr': '|b1', 'fortran_order': False, 'shape': (3L,), }", std::string("\x00\x02\x01", 3)));
+  CHECK(load_npy(tmp.file("b.npy")).to_vector<bool>() == std::vector<bool>{false, true, true});
 }
 
 TEST_CASE("npy: every malformed file is a tg::Error naming the file and the cause") {
   TempDir tmp;
-  const std::string p = tmp / "bad.npy";
+  const std::string p = tmp.file("bad.npy");
   auto expect_error = [&](const std::string& bytes, const char* cause) {
     CAPTURE(cause);
     write_file(p, bytes);
@@ -262,7 +250,7 @@ TEST_CASE("npy: every malformed file is a tg::Error naming the file and the caus
   expect_error(npy_raw("not a dict", data), "malformed header");
   expect_error(npy_raw("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }", data), "too large");
   expect_error(npy_raw("{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }", data), "truncated data");
-  CHECK_THROWS_WITH_AS(load_npy(tmp / "missing.npy"), Contains("cannot open"), tg::Error);
+  CHECK_THROWS_WITH_AS(load_npy(tmp.file("missing.npy")), Contains("cannot open"), tg::Error);
   CHECK_THROWS_WITH_AS(load_npy(tmp.dir.string()), Contains("is a directory"), tg::Error);
 }
 
@@ -274,8 +262,8 @@ TEST_CASE("safetensors: F16, BF16 and I32 are widened on load") {
       R"("i":{"dtype":"I32","shape":[1,2],"data_offsets":[16,24]}})";
   const std::string data = bytes_of<uint16_t>({0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x7C00}) +
                            bytes_of<uint16_t>({0x3F80, 0xC040}) + bytes_of<int32_t>({-7, 2147483647});
-  write_file(tmp / "w.safetensors", st_raw(hdr, data));
-  auto m = load_safetensors(tmp / "w.safetensors");
+  write_file(tmp.file("w.safetensors"), st_raw(hdr, data));
+  auto m = load_safetensors(tmp.file("w.safetensors"));
   CHECK(m.at("h").dtype() == tg::kFloat32);
   CHECK(m.at("h").to_vector<float>() ==
         std::vector<float>{1.0f, -2.0f, 0.5f, 65504.0f, 5.9604644775390625e-8f, std::numeric_limits<float>::infinity()});
@@ -287,7 +275,7 @@ TEST_CASE("safetensors: F16, BF16 and I32 are widened on load") {
 
 TEST_CASE("safetensors: every malformed file is a tg::Error naming the file, the tensor and the cause") {
   TempDir tmp;
-  const std::string p = tmp / "bad.safetensors";
+  const std::string p = tmp.file("bad.safetensors");
   auto expect_error = [&](const std::string& bytes, const char* cause, const char* tensor = nullptr) {
     CAPTURE(cause);
     write_file(p, bytes);
@@ -322,14 +310,14 @@ TEST_CASE("safetensors: every malformed file is a tg::Error naming the file, the
   expect_error(st_raw(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
                       R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", data), "overlap", "'b'");
   expect_error(st_raw(R"({"__metadata__":{"k":3}})", ""), "must be a string");
-  CHECK_THROWS_WITH_AS(load_safetensors(tmp / "missing.safetensors"), Contains("cannot open"), tg::Error);
+  CHECK_THROWS_WITH_AS(load_safetensors(tmp.file("missing.safetensors")), Contains("cannot open"), tg::Error);
 }
 
 TEST_CASE("writes are atomic: a failed save leaves the old file readable") {
   TempDir tmp;
   Tensor a = sample(tg::kFloat32, {2, 3}), b = sample(tg::kInt64, {4});
   for (const bool npy : {true, false}) {
-    const std::string p = tmp / (npy ? "x.npy" : "x.safetensors");
+    const std::string p = tmp.file(npy ? "x.npy" : "x.safetensors");
     CAPTURE(p);
     auto save = [&](const Tensor& t) { npy ? save_npy(p, t) : save_safetensors(p, {{"t", t}}); };
     auto load = [&]() { return npy ? load_npy(p) : load_safetensors(p).at("t"); };
@@ -342,8 +330,8 @@ TEST_CASE("writes are atomic: a failed save leaves the old file readable") {
     check_same(load(), b);
     CHECK_FALSE(fs::exists(p + ".tmp"));
   }
-  CHECK_THROWS_WITH_AS(save_safetensors(tmp / "r.safetensors", {{"__metadata__", a}}), Contains("reserved"), tg::Error);
-  CHECK_THROWS_WITH_AS(save_npy(tmp / "no_such_dir/x.npy", a), Contains("cannot open"), tg::Error);
+  CHECK_THROWS_WITH_AS(save_safetensors(tmp.file("r.safetensors"), {{"__metadata__", a}}), Contains("reserved"), tg::Error);
+  CHECK_THROWS_WITH_AS(save_npy(tmp.file("no_such_dir/x.npy"), a), Contains("cannot open"), tg::Error);
 }
 
 }  // TEST_SUITE("io")

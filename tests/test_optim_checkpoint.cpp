@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using doctest::Contains;
@@ -23,19 +24,7 @@ namespace optim = tg::optim;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("tg_test_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
+using tg::testing::TempDir;
 
 std::shared_ptr<nn::Sequential> make_model(uint64_t init_seed, int64_t hidden = 16) {
   tg::manual_seed(init_seed);
