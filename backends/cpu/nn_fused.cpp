@@ -50,12 +50,16 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, co
       });
     // W^T is not row-major, which sends the product to the library GEMM; with many rows it pays to transpose W
     // once (K N copies against M K N multiply-adds) and take the tiled kernel (gemm.h): the GPT blocks' projections
-    // (768 x 128 x 384 and the like) ran 1.5x faster so.
-    if (tiled::kPreferred && M >= 64 && K * N * int64_t(sizeof(T)) <= (1 << 20)) {
+    // (768 x 128 x 384 and the like) ran 1.5x faster so. With few rows the copy does not pay: at M = 128 (the mlp
+    // benchmark's 512 x 512 layer) it cost more than the GEMM saved, so the row threshold is 256.
+    if (tiled::kPreferred && M >= 256 && K * N * int64_t(sizeof(T)) <= (1 << 20)) {
       std::vector<T> wt(static_cast<size_t>(K * N));
       const T* pw = w.data<T>();
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k) wt[static_cast<size_t>(k * N + n)] = pw[n * K + k];
+      constexpr int64_t kB = 32;  // square tiles, so both the reads and the writes stay within a few cache lines
+      for (int64_t n0 = 0; n0 < N; n0 += kB)
+        for (int64_t k0 = 0; k0 < K; k0 += kB)
+          for (int64_t n = n0; n < std::min(N, n0 + kB); ++n)
+            for (int64_t k = k0; k < std::min(K, k0 + kB); ++k) wt[static_cast<size_t>(k * N + n)] = pw[n * K + k];
       gemm_threaded(Mat<T>{x.data<T>(), M, K, K, 1}, Mat<T>{wt.data(), K, N, N, 1}, po, N, pb != nullptr);
       return;
     }
