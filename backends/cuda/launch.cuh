@@ -36,4 +36,32 @@ template <class T> __device__ inline const T& at(const char* base, int64_t off) 
 // Accumulator types, as on the CPU: double for floating sums, int64 otherwise.
 template <class T> using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 
+// Block-wide sum and max of one double per thread (blockDim.x a power of two, at most 256; every thread gets the
+// result), shared by the row kernels of reduce.cu and nn_fused.cu.
+inline constexpr int kRowBlock = 256;
+
+__device__ inline double block_sum(double v, double* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
+    __syncthreads();
+  }
+  const double r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+__device__ inline double block_max(double v, double* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) scratch[threadIdx.x] = fmax(scratch[threadIdx.x], scratch[threadIdx.x + w]);
+    __syncthreads();
+  }
+  const double r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
 }  // namespace tg::cuda

@@ -10,32 +10,6 @@ namespace tg::cuda {
 
 namespace {
 
-constexpr int kRowBlock = 256;
-
-// Sum over the block of one double per thread; every thread gets the result.
-__device__ double row_sum(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double r = scratch[0];
-  __syncthreads();
-  return r;
-}
-__device__ double row_max(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] = fmax(scratch[threadIdx.x], scratch[threadIdx.x + w]);
-    __syncthreads();
-  }
-  const double r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
 template <class T> __global__ void cross_entropy_kernel(int64_t R, int64_t C, const T* logits, const int64_t* target,
                                                         int64_t ignore_index, double smoothing, T* loss, T* lse) {
   __shared__ double scratch[kRowBlock];
@@ -45,7 +19,7 @@ template <class T> __global__ void cross_entropy_kernel(int64_t R, int64_t C, co
     const bool ignored = t == ignore_index;
     double m = -INFINITY;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) m = fmax(m, static_cast<double>(row[c]));
-    m = row_max(m, scratch);
+    m = block_max(m, scratch);
     if (isinf(m) && m < 0) m = 0;
     const T mt = static_cast<T>(m);
     double s = 0, sx = 0;
@@ -53,8 +27,8 @@ template <class T> __global__ void cross_entropy_kernel(int64_t R, int64_t C, co
       s += exp(static_cast<double>(row[c] - mt));
       sx += row[c];
     }
-    s = row_sum(s, scratch);
-    sx = row_sum(sx, scratch);
+    s = block_sum(s, scratch);
+    sx = block_sum(sx, scratch);
     if (threadIdx.x == 0) {
       const double l = static_cast<double>(mt) + ::log(s);
       lse[r] = static_cast<T>(l);
@@ -97,14 +71,14 @@ template <class T> __global__ void norm_kernel(int64_t R, int64_t D, const T* x,
     double mu = 0;
     if (center) {
       for (int64_t i = threadIdx.x; i < D; i += blockDim.x) mu += row[i];
-      mu = row_sum(mu, scratch) / static_cast<double>(D);
+      mu = block_sum(mu, scratch) / static_cast<double>(D);
     }
     double ss = 0;
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
       const double d = row[i] - mu;
       ss += d * d;
     }
-    ss = row_sum(ss, scratch);
+    ss = block_sum(ss, scratch);
     const T m = static_cast<T>(mu), rs = static_cast<T>(1.0 / sqrt(ss / static_cast<double>(D) + eps));
     if (threadIdx.x == 0) {
       if (mean) mean[r] = m;
@@ -133,8 +107,8 @@ template <class T> __global__ void norm_backward_x_kernel(int64_t R, int64_t D, 
       s_dy += dy;
       s_dyx += dy * ((row[i] - m) * rs);
     }
-    s_dy = row_sum(s_dy, scratch);
-    s_dyx = row_sum(s_dyx, scratch);
+    s_dy = block_sum(s_dy, scratch);
+    s_dyx = block_sum(s_dyx, scratch);
     const T a = center ? static_cast<T>(s_dy / D) : T(0), bb = static_cast<T>(s_dyx / D);
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
       const T dy = w ? g[i] * w[i] : g[i];

@@ -92,33 +92,9 @@ template <class T> __global__ void cumsum_kernel(Indexer<2> rows, int64_t n, int
   }
 }
 
-// Block-wide sum (double) and max of one value per thread; every thread gets the result.
-__device__ double block_sum(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double r = scratch[0];
-  __syncthreads();
-  return r;
-}
-__device__ double block_max(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] = fmax(scratch[threadIdx.x], scratch[threadIdx.x + w]);
-    __syncthreads();
-  }
-  const double r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
 template <class T> __global__ void softmax_kernel(Indexer<2> rows, int64_t n, int64_t os, int64_t xs, bool log,
                                                   char* out, const char* x) {
-  __shared__ double scratch[kReduceBlock];
+  __shared__ double scratch[kRowBlock];
   for (int64_t r = blockIdx.x; r < rows.numel; r += gridDim.x) {
     int64_t off[2];
     rows.offsets(r, off);
@@ -151,7 +127,7 @@ template <class T> __global__ void softmax_kernel(Indexer<2> rows, int64_t n, in
 template <class T> __global__ void softmax_backward_kernel(Indexer<3> rows, int64_t n, int64_t gxs, int64_t ys,
                                                            int64_t gys, bool log, char* gx, const char* y,
                                                            const char* gy) {
-  __shared__ double scratch[kReduceBlock];
+  __shared__ double scratch[kRowBlock];
   for (int64_t r = blockIdx.x; r < rows.numel; r += gridDim.x) {
     int64_t off[3];
     rows.offsets(r, off);
@@ -184,13 +160,13 @@ template <class T> void launch_cumsum(const Indexer<2>& rows, int64_t n, int64_t
 template <class T> void launch_softmax(const Indexer<2>& rows, int64_t n, int64_t os, int64_t xs, bool log, char* out,
                                        const char* x, cudaStream_t s) {
   if (rows.numel == 0 || n == 0) return;
-  softmax_kernel<T><<<blocks_for(rows.numel), kReduceBlock, 0, s>>>(rows, n, os, xs, log, out, x);
+  softmax_kernel<T><<<blocks_for(rows.numel), kRowBlock, 0, s>>>(rows, n, os, xs, log, out, x);
 }
 template <class T> void launch_softmax_backward(const Indexer<3>& rows, int64_t n, int64_t gxs, int64_t ys,
                                                 int64_t gys, bool log, char* gx, const char* y, const char* gy,
                                                 cudaStream_t s) {
   if (rows.numel == 0 || n == 0) return;
-  softmax_backward_kernel<T><<<blocks_for(rows.numel), kReduceBlock, 0, s>>>(rows, n, gxs, ys, gys, log, gx, y, gy);
+  softmax_backward_kernel<T><<<blocks_for(rows.numel), kRowBlock, 0, s>>>(rows, n, gxs, ys, gys, log, gx, y, gy);
 }
 
 #define TG_INSTANTIATE(T)                                                                                        \
