@@ -8,7 +8,7 @@ One line per file (labelled by its folder, or --labels), in up to two panels: th
 seconds instead of steps. Needs matplotlib (Debian: apt-get install python3-matplotlib).
 
 A results table instead (mqar's results.json: {"results": [{"model", "width", "seq_len", "accuracy", ...}]}) gives
-grouped bars, one panel per sequence length, one bar per model and width:
+grouped bars, one panel per sequence length, one bar per model and width (the best of a cell's runs):
 
     /usr/bin/python3 recipes/plot.py --results out/mqar/results.json -o docs/img/mqar.png
 """
@@ -72,7 +72,10 @@ def plot_results(path, output, title, plt):
     for ax, length in zip(axes[0], lengths):
         kv = next((r.get("kv_pairs") for r in results if r["seq_len"] == length), None)
         for j, width in enumerate(widths):
-            acc = {r["model"]: r["accuracy"] for r in results if r["seq_len"] == length and r["width"] == width}
+            acc = {}  # a cell's best run: mqar trains every cell at each learning rate of its sweep
+            for r in results:
+                if r["seq_len"] == length and r["width"] == width:
+                    acc[r["model"]] = max(acc.get(r["model"], 0.0), r["accuracy"])
             xs = [i + (j - (len(widths) - 1) / 2) * bar for i, m in enumerate(models) if m in acc]
             ys = [acc[m] for m in models if m in acc]
             ax.bar(xs, ys, bar, label=f"width {width}")

@@ -23,7 +23,7 @@ cat run.log
 [ -s out/results.json ] || fail "results.json was not written"
 grep -q "test accuracy at the query positions" run.log || fail "no table printed"
 for m in ${models//,/ }; do
-  f=out/${m}_d16_L32/metrics.jsonl
+  f=out/${m}_d16_L32_lr0.01/metrics.jsonl
   [ -s "$f" ] || fail "$f was not written"
   grep -q '"accuracy"' "$f" || fail "$f has no accuracy record"
   first=$(grep '"loss"' "$f" | head -1 | sed -E 's/.*"loss":([^,}]*).*/\1/')
@@ -32,8 +32,21 @@ for m in ${models//,/ }; do
   awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }' || fail "$m: the loss did not fall ($first -> $last)"
   echo "$m: loss $first -> $last"
   acc=$(/usr/bin/python3 -c "import json; print([r['accuracy'] for r in json.load(open('out/results.json'))['results'] if r['model'] == '$m'][0])")
-  grep -Eq "^$m +16 +$(printf '%.3f' "$acc")\$" run.log || fail "$m: the table does not show results.json's accuracy $acc"
+  grep -Eq "^$m +16 +$(printf '%.3f' "$acc") \(0\.01\)\$" run.log || fail "$m: the table does not show results.json's accuracy $acc"
 done
+
+echo "== a learning-rate sweep: one run per rate, the best one marked and shown"
+"$bin" "${tiny[@]}" --models lstm --steps 20 --lr 1e-2,3e-2 --stop-accuracy 1 --out sweep > sweep.log
+/usr/bin/python3 - <<'PY' || fail "the sweep's results.json is wrong"
+import json, re
+runs = json.load(open('sweep/results.json'))['results']
+assert [r['lr'] for r in runs] == [0.01, 0.03], runs
+best = [r for r in runs if r['best']]
+assert len(best) == 1 and best[0]['accuracy'] == max(r['accuracy'] for r in runs), runs
+line = [l for l in open('sweep.log') if l.startswith('lstm ')][0]
+assert re.search(r'%.3f \(%g\)' % (best[0]['accuracy'], best[0]['lr']), line), line
+PY
+[ -s sweep/lstm_d16_L32_lr0.03/metrics.jsonl ] || fail "the second rate's metrics were not written"
 
 echo "== --bench"
 "$bin" --bench --steps 2 "${tiny[@]}" --models "${models%%,*}" > bench.log
@@ -55,6 +68,7 @@ expect_error unknown_model "unknown model 'transformer'" "${tiny[@]}" --steps 2 
 expect_error too_short "too short" "${tiny[@]}" --steps 2 --models lstm --seq-lens 12
 expect_error kv_count "--kv-pairs" "${tiny[@]}" --steps 2 --models lstm --seq-lens 32,64 --kv-pairs 2,4,8
 expect_error bad_width "'6x' is not a positive integer" "${tiny[@]}" --steps 2 --models lstm --widths 16,6x
+expect_error bad_lr "'fast' is not a positive number" "${tiny[@]}" --steps 2 --models lstm --lr 1e-3,fast
 expect_error empty_model "an empty item" "${tiny[@]}" --steps 2 --models lstm,,mingru
 expect_error unknown_flag "--bogus" --bogus 3
 echo "mqar smoke test passed"

@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""PyTorch reference of recipes/mqar.cpp's attention model and training loop (embedding + learned positions,
+2 x [LayerNorm, short causal depthwise conv, 1-head causal attention, residual, LayerNorm, GELU MLP x2, residual],
+AdamW wd 0.1 with 10% warm-up and cosine to 0, clip 1), on its own MQAR generator (Zoology's rule, zero fillers).
+It is how the recipe's learning rates and step count were chosen: what this prints for a configuration is what the
+recipe's attention row should show, up to seed-to-seed variation in the step at which recall is learned.
+
+    /usr/bin/python3 tests/bench/mqar_reference.py --d 64 --L 128 --K 8 --lr 3e-3 --steps 1500 --seed 1
+
+Benchmarks and references only: the library never depends on PyTorch.
+"""
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+p = argparse.ArgumentParser(description="PyTorch reference of recipes/mqar.cpp's attention row")
+p.add_argument('--d', type=int, default=64, help='model width')
+p.add_argument('--L', type=int, default=64, help='sequence length')
+p.add_argument('--K', type=int, default=4, help='key-value pairs')
+p.add_argument('--steps', type=int, default=1500)
+p.add_argument('--batch', type=int, default=32)
+p.add_argument('--lr', type=float, default=3e-3)
+p.add_argument('--V', type=int, default=256, help='vocabulary')
+p.add_argument('--ntrain', type=int, default=20000, help='training set size')
+p.add_argument('--conv', type=int, default=3, help='short convolution kernel (0: none)')
+p.add_argument('--mlp', type=int, default=2, help='MLP width over model width (0: none)')
+p.add_argument('--heads', type=int, default=1)
+p.add_argument('--seed', type=int, default=0)
+p.add_argument('--eval-every', type=int, default=100)
+a = p.parse_args()
+def mqar(n, V, L, K, rng):
+    keys = np.stack([rng.choice(np.arange(1, V//2), K, replace=False) for _ in range(n)])
+    vals = np.stack([rng.choice(np.arange(V//2, V), K, replace=False) for _ in range(n)])
+    space = (L - 2*K)//2
+    pw = (np.arange(space)+1.0)**(0.01-1); pw /= pw.sum()
+    seq = np.zeros((n, L+1), np.int64); lab = np.full((n, L+1), -100, np.int64)
+    seq[:, 0:2*K:2] = keys; seq[:, 1:2*K:2] = vals
+    for i in range(n):
+        g = rng.choice(space, K, replace=False, p=pw)
+        seq[i, 2*K+2*g] = keys[i]; lab[i, 2*K+2*g+1] = vals[i]
+    return torch.tensor(seq[:, :L]), torch.tensor(lab[:, 1:])
+rng = np.random.default_rng(a.seed)
+xtr, ytr = mqar(a.ntrain, a.V, a.L, a.K, rng); xte, yte = mqar(500, a.V, a.L, a.K, rng)
+torch.manual_seed(a.seed)
+class Block(nn.Module):
+    def __init__(s, d):
+        super().__init__(); s.n1 = nn.LayerNorm(d); s.conv = nn.Conv1d(d, d, a.conv, groups=d, padding=a.conv-1) if a.conv else None
+        s.attn = nn.MultiheadAttention(d, a.heads, batch_first=True)
+        s.n2 = nn.LayerNorm(d); s.f1 = nn.Linear(d, a.mlp*d) if a.mlp else None; s.f2 = nn.Linear(a.mlp*d, d) if a.mlp else None
+    def forward(s, x):
+        T = x.shape[1]; u = s.n1(x)
+        if s.conv is not None: u = s.conv(u.transpose(1, 2))[..., :T].transpose(1, 2)
+        m = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        x = x + s.attn(u, u, u, attn_mask=m, need_weights=False)[0]
+        if s.f1 is not None: x = x + s.f2(F.gelu(s.f1(s.n2(x))))
+        return x
+class LM(nn.Module):
+    def __init__(s, d):
+        super().__init__(); s.emb = nn.Embedding(a.V, d); s.pos = nn.Embedding(a.L, d)
+        s.blocks = nn.ModuleList([Block(d), Block(d)]); s.n = nn.LayerNorm(d); s.head = nn.Linear(d, a.V)
+    def forward(s, x):
+        h = s.emb(x) + s.pos(torch.arange(x.shape[1]))
+        for b in s.blocks: h = b(h)
+        return s.head(s.n(h))
+m = LM(a.d)
+opt = torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=0.1)
+warm = max(1, a.steps//10)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s+1)/warm if s < warm else 0.5*(1+math.cos(math.pi*(s-warm)/max(1, a.steps-warm))))
+def acc():
+    m.eval()
+    with torch.no_grad():
+        lo = m(xte); msk = yte != -100
+        r = (lo.argmax(-1)[msk] == yte[msk]).float().mean().item()
+    m.train(); return r
+perm = torch.randperm(a.ntrain); nxt = 0; t0 = time.time()
+for s in range(a.steps):
+    if nxt + a.batch > a.ntrain: perm = torch.randperm(a.ntrain); nxt = 0
+    idx = perm[nxt:nxt+a.batch]; nxt += a.batch
+    lo = m(xtr[idx]); loss = F.cross_entropy(lo.reshape(-1, a.V), ytr[idx].reshape(-1), ignore_index=-100)
+    opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step(); sched.step()
+    if (s+1) % a.eval_every == 0 or s + 1 == a.steps: print(f"step {s+1} loss {loss.item():.3f} acc {acc():.3f} {time.time()-t0:.0f}s", flush=True)
