@@ -33,6 +33,8 @@ p.add_argument('--mlp', type=int, default=2, help='MLP width over model width (0
 p.add_argument('--heads', type=int, default=1)
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--eval-every', type=int, default=100)
+p.add_argument('--bench', type=int, default=0, help='time this many training steps (after 3 untimed) and print one '
+               'JSON line, as `mqar --bench --threads 1`, instead of training')
 a = p.parse_args()
 def mqar(n, V, L, K, rng):
     keys = np.stack([rng.choice(np.arange(1, V//2), K, replace=False) for _ in range(n)])
@@ -48,26 +50,46 @@ def mqar(n, V, L, K, rng):
 rng = np.random.default_rng(a.seed)
 xtr, ytr = mqar(a.ntrain, a.V, a.L, a.K, rng); xte, yte = mqar(500, a.V, a.L, a.K, rng)
 torch.manual_seed(a.seed)
+
+
 class Block(nn.Module):
-    def __init__(s, d):
-        super().__init__(); s.n1 = nn.LayerNorm(d); s.conv = nn.Conv1d(d, d, a.conv, groups=d, padding=a.conv-1) if a.conv else None
-        s.attn = nn.MultiheadAttention(d, a.heads, batch_first=True)
-        s.n2 = nn.LayerNorm(d); s.f1 = nn.Linear(d, a.mlp*d) if a.mlp else None; s.f2 = nn.Linear(a.mlp*d, d) if a.mlp else None
-    def forward(s, x):
-        T = x.shape[1]; u = s.n1(x)
-        if s.conv is not None: u = s.conv(u.transpose(1, 2))[..., :T].transpose(1, 2)
-        m = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-        x = x + s.attn(u, u, u, attn_mask=m, need_weights=False)[0]
-        if s.f1 is not None: x = x + s.f2(F.gelu(s.f1(s.n2(x))))
+    def __init__(self, d):
+        super().__init__()
+        self.n1 = nn.LayerNorm(d)
+        self.conv = nn.Conv1d(d, d, a.conv, groups=d, padding=a.conv - 1) if a.conv else None
+        self.attn = nn.MultiheadAttention(d, a.heads, batch_first=True)
+        self.n2 = nn.LayerNorm(d)
+        self.f1 = nn.Linear(d, a.mlp * d) if a.mlp else None
+        self.f2 = nn.Linear(a.mlp * d, d) if a.mlp else None
+
+    def forward(self, x):
+        T = x.shape[1]
+        u = self.n1(x)
+        if self.conv is not None:  # causal: pad both sides, keep the first T outputs
+            u = self.conv(u.transpose(1, 2))[..., :T].transpose(1, 2)
+        future = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        x = x + self.attn(u, u, u, attn_mask=future, need_weights=False)[0]
+        if self.f1 is not None:
+            x = x + self.f2(F.gelu(self.f1(self.n2(x))))
         return x
+
+
 class LM(nn.Module):
-    def __init__(s, d):
-        super().__init__(); s.emb = nn.Embedding(a.V, d); s.pos = nn.Embedding(a.L, d)
-        s.blocks = nn.ModuleList([Block(d), Block(d)]); s.n = nn.LayerNorm(d); s.head = nn.Linear(d, a.V)
-    def forward(s, x):
-        h = s.emb(x) + s.pos(torch.arange(x.shape[1]))
-        for b in s.blocks: h = b(h)
-        return s.head(s.n(h))
+    def __init__(self, d):
+        super().__init__()
+        self.emb = nn.Embedding(a.V, d)
+        self.pos = nn.Embedding(a.L, d)
+        self.blocks = nn.ModuleList([Block(d), Block(d)])
+        self.n = nn.LayerNorm(d)
+        self.head = nn.Linear(d, a.V)
+
+    def forward(self, x):
+        h = self.emb(x) + self.pos(torch.arange(x.shape[1]))
+        for b in self.blocks:
+            h = b(h)
+        return self.head(self.n(h))
+
+
 m = LM(a.d)
 opt = torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=0.1)
 warm = max(1, a.steps//10)
@@ -78,10 +100,23 @@ def acc():
         lo = m(xte); msk = yte != -100
         r = (lo.argmax(-1)[msk] == yte[msk]).float().mean().item()
     m.train(); return r
+def train_step(idx):
+    lo = m(xtr[idx])
+    loss = F.cross_entropy(lo.reshape(-1, a.V), ytr[idx].reshape(-1), ignore_index=-100)
+    opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step(); sched.step()
+    return loss
+if a.bench:
+    idx = torch.arange(a.batch)
+    for _ in range(3): train_step(idx)
+    t0 = time.perf_counter()
+    for _ in range(a.bench): train_step(idx)
+    ms = 1000 * (time.perf_counter() - t0) / a.bench
+    print(f'{{"peer": "torch", "workload": "mqar-attention-d{a.d}-L{a.L}", "ms_per_step": {ms:.3f}, '
+          f'"tokens_per_s": {a.batch * a.L / ms * 1000:.1f}, "threads": 1}}')
+    raise SystemExit
 perm = torch.randperm(a.ntrain); nxt = 0; t0 = time.time()
 for s in range(a.steps):
     if nxt + a.batch > a.ntrain: perm = torch.randperm(a.ntrain); nxt = 0
     idx = perm[nxt:nxt+a.batch]; nxt += a.batch
-    lo = m(xtr[idx]); loss = F.cross_entropy(lo.reshape(-1, a.V), ytr[idx].reshape(-1), ignore_index=-100)
-    opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step(); sched.step()
+    loss = train_step(idx)
     if (s+1) % a.eval_every == 0 or s + 1 == a.steps: print(f"step {s+1} loss {loss.item():.3f} acc {acc():.3f} {time.time()-t0:.0f}s", flush=True)
