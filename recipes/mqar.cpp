@@ -384,16 +384,31 @@ void print_table(const Config& cfg, const std::vector<Result>& results) {
   std::fflush(stdout);
 }
 
-void write_json(const std::string& path, const Config& cfg, const std::vector<Result>& results) {
+// ---- results.json, and --resume from it
+
+// Everything a run's result depends on besides its own model, width, length, pairs and rate: a resumed comparison
+// takes a finished run from results.json only when all of this is the same.
+nlohmann::json task_json(const Config& cfg, int64_t steps, uint64_t seed) {
+  return {{"vocab", cfg.vocab},
+          {"train_examples", cfg.train_examples},
+          {"test_examples", cfg.test_examples},
+          {"batch", cfg.batch},
+          {"layers", cfg.layers},
+          {"mlp_ratio", cfg.mlp_ratio},
+          {"short_conv", cfg.short_conv},
+          {"heads", cfg.heads},
+          {"positions", cfg.positions},
+          {"weight_decay", cfg.weight_decay},
+          {"stop_accuracy", cfg.stop_accuracy},
+          {"steps", steps},
+          {"seed", seed}};
+}
+
+void write_json(const std::string& path, const nlohmann::json& task, const Config& cfg,
+                const std::vector<Result>& results) {
   nlohmann::json j;
-  j["task"] = {{"vocab", cfg.vocab},
-               {"train_examples", cfg.train_examples},
-               {"test_examples", cfg.test_examples},
-               {"batch", cfg.batch},
-               {"layers", cfg.layers},
-               {"mlp_ratio", cfg.mlp_ratio},
-               {"short_conv", cfg.short_conv},
-               {"lrs", cfg.lrs}};
+  j["task"] = task;
+  j["lrs"] = cfg.lrs;
   j["results"] = nlohmann::json::array();
   for (const auto& r : results)
     j["results"].push_back({{"model", r.model},
@@ -412,6 +427,35 @@ void write_json(const std::string& path, const Config& cfg, const std::vector<Re
   out << j.dump(2) << "\n";
 }
 
+// The runs of an earlier results.json (the file, or the folder holding it), which must have the same task.
+std::vector<Result> load_results(const std::string& where, const nlohmann::json& task) {
+  const std::string path = std::filesystem::is_directory(where) ? where + "/results.json" : where;
+  std::ifstream in(path);
+  TG_CHECK(in.good(), "--resume: cannot read {}", path);
+  nlohmann::json j;
+  std::vector<Result> results;
+  try {
+    in >> j;
+    TG_CHECK(j.contains("task") && j.contains("results"), "--resume: {} is not an mqar results.json (it has no "
+             "\"task\" and \"results\")", path);
+    std::vector<std::string> differ;
+    for (const auto& [key, value] : task.items())
+      if (!j["task"].contains(key) || j["task"][key] != value)
+        differ.push_back(fmt::format("{} {} there, {} here", key, j["task"].value(key, nlohmann::json()).dump(),
+                                     value.dump()));
+    TG_CHECK(differ.empty() && j["task"].size() == task.size(), "--resume: {} comes from another configuration: {}",
+             path, differ.empty() ? j["task"].dump() : fmt::format("{}", fmt::join(differ, ", ")));
+    for (const auto& r : j.at("results"))
+      results.push_back({r.at("model").get<std::string>(), r.at("width").get<int64_t>(),
+                         r.at("seq_len").get<int64_t>(), r.at("kv_pairs").get<int64_t>(), r.at("lr").get<double>(),
+                         r.at("params").get<int64_t>(), r.at("steps").get<int64_t>(), r.at("accuracy").get<double>(),
+                         r.at("final_loss").get<double>(), r.at("seconds").get<double>()});
+  } catch (const nlohmann::json::exception& e) {
+    TG_ERROR("--resume: {} is not a readable mqar results.json: {}", path, e.what());
+  }
+  return results;
+}
+
 void bench(const Config& cfg, int64_t steps) {
   const int64_t L = cfg.seq_lens[0], K = cfg.kv_for(0), d = cfg.widths[0];
   tg::Generator gen(0);
@@ -423,7 +467,8 @@ void bench(const Config& cfg, int64_t steps) {
 
 void run(tg::recipes::Harness& h, Config& cfg) {
   auto& f = h.flags();
-  TG_CHECK(f.resume.empty() && !f.save, "--save and --resume are not supported (each run is short)");
+  TG_CHECK(!f.save, "--save: mqar has no checkpoints; with --out it rewrites results.json after every run, and "
+           "--resume DIR goes on from there");
   TG_CHECK(!cfg.models.empty() && !cfg.widths.empty() && !cfg.seq_lens.empty(),
            "--models, --widths and --seq-lens need at least one value each");
   TG_CHECK(cfg.batch <= cfg.train_examples, "--batch {} exceeds --train-examples {}", cfg.batch,
@@ -444,6 +489,8 @@ void run(tg::recipes::Harness& h, Config& cfg) {
              fmt::join(cfg.lrs, " or "),
              cfg.weight_decay,
              cfg.batch, steps, tg::get_num_threads(), tg::get_num_threads() == 1 ? "" : "s");
+  const nlohmann::json task = task_json(cfg, steps, f.seed);
+  const std::vector<Result> finished = f.resume.empty() ? std::vector<Result>{} : load_results(f.resume, task);
   std::vector<Result> results;
   for (size_t i = 0; i < cfg.seq_lens.size(); ++i) {
     const int64_t L = cfg.seq_lens[i], K = cfg.kv_for(i);
@@ -455,12 +502,19 @@ void run(tg::recipes::Harness& h, Config& cfg) {
         const auto cell = static_cast<std::ptrdiff_t>(results.size());
         for (double lr : cfg.lrs) {
           if (tg::recipes::Harness::interrupted()) break;
-          results.push_back(run_one(h, cfg, m, w, L, K, lr, steps, data));
+          // Every run is seeded on its own, so a finished one is exactly what running it again would give.
+          auto done = std::find_if(finished.begin(), finished.end(), [&](const Result& r) {
+            return r.model == m && r.width == w && r.seq_len == L && r.kv_pairs == K && r.lr == lr;
+          });
+          if (done != finished.end())
+            fmt::print("== {}_d{}_L{}_lr{:g}: finished before (--resume), test accuracy {:.3f}\n", m, w, L, lr,
+                       done->accuracy);
+          results.push_back(done != finished.end() ? *done : run_one(h, cfg, m, w, L, K, lr, steps, data));
           for (auto it = results.begin() + cell; it != results.end(); ++it) it->best = false;
           std::max_element(results.begin() + cell, results.end(), [](const Result& a, const Result& b) {
             return a.accuracy < b.accuracy;
           })->best = true;
-          if (!h.out_dir().empty()) write_json(h.out_path("results.json"), cfg, results);  // partial results survive
+          if (!h.out_dir().empty()) write_json(h.out_path("results.json"), task, cfg, results);  // partial results survive
           if (results.back().accuracy >= cfg.stop_accuracy) break;
         }
       }

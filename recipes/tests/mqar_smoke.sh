@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of mqar (CTest: recipe_mqar_smoke): every model, tiny, for a few dozen steps on a small MQAR task.
 # Checks that each run's loss falls, that results.json and every run's metrics.jsonl are written and agree with the
-# printed table, that --bench prints its JSON line, and that bad input (an unknown model, a task that does not fit,
+# printed table, that --resume goes on from a cut-short comparison to the uninterrupted result, that --bench
+# prints its JSON line, and that bad input (an unknown model, a task that does not fit,
 # an unknown flag) fails with a clear message and a non-zero exit, never a crash.
 # usage: mqar_smoke.sh PATH/TO/mqar WORKDIR
 set -euo pipefail
@@ -48,6 +49,19 @@ assert re.search(r'%.3f \(%g\)' % (best[0]['accuracy'], best[0]['lr']), line), l
 PY
 [ -s sweep/lstm_d16_L32_lr0.03/metrics.jsonl ] || fail "the second rate's metrics were not written"
 
+echo "== --resume: a comparison cut short goes on where it stopped, and ends as an uninterrupted one"
+"$bin" "${tiny[@]}" --models lstm,mingru --steps 20 --out whole > whole.log
+"$bin" "${tiny[@]}" --models lstm --steps 20 --out cut > cut.log
+"$bin" "${tiny[@]}" --models lstm,mingru --steps 20 --out cut --resume cut > resumed.log
+grep -q "== lstm_d16_L32_lr0.01: finished before" resumed.log || fail "the resumed run trained lstm again"
+grep -q "== mingru_d16_L32_lr0.01: width" resumed.log || fail "the resumed run did not train mingru"
+/usr/bin/python3 - <<'PY' || fail "the resumed results.json differs from the uninterrupted one"
+import json
+key = lambda r: (r['model'], r['accuracy'], r['final_loss'], r['best'], r['lr'], r['steps'])
+a, b = json.load(open('whole/results.json')), json.load(open('cut/results.json'))
+assert a['task'] == b['task'] and [key(r) for r in a['results']] == [key(r) for r in b['results']], (a, b)
+PY
+
 echo "== --bench"
 "$bin" --bench --steps 2 "${tiny[@]}" --models "${models%%,*}" > bench.log
 grep -Eq '^\{"recipe": "mqar", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+, "peak_rss_mb": [0-9.]+' bench.log ||
@@ -70,5 +84,10 @@ expect_error kv_count "--kv-pairs" "${tiny[@]}" --steps 2 --models lstm --seq-le
 expect_error bad_width "'6x' is not a positive integer" "${tiny[@]}" --steps 2 --models lstm --widths 16,6x
 expect_error bad_lr "'fast' is not a positive number" "${tiny[@]}" --steps 2 --models lstm --lr 1e-3,fast
 expect_error empty_model "an empty item" "${tiny[@]}" --steps 2 --models lstm,,mingru
+expect_error resume_other "comes from another configuration" "${tiny[@]}" --steps 30 --models lstm --resume cut
+expect_error resume_missing "cannot read" "${tiny[@]}" --steps 2 --models lstm --resume no/such/dir
+echo '{"task": 1' > broken.json
+expect_error resume_broken "not a readable mqar results.json" "${tiny[@]}" --steps 2 --models lstm --resume broken.json
+expect_error save "mqar has no checkpoints" "${tiny[@]}" --steps 2 --models lstm --save --out s
 expect_error unknown_flag "--bogus" --bogus 3
 echo "mqar smoke test passed"
