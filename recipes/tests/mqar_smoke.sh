@@ -63,7 +63,7 @@ assert a['task'] == b['task'] and [key(r) for r in a['results']] == [key(r) for 
 PY
 
 echo "== --bench"
-"$bin" --bench --steps 2 "${tiny[@]}" --models "${models%%,*}" > bench.log
+"$bin" --bench --steps 2 "${tiny[@]}" --models "${models%%,*}" --positions > bench.log  # attention with positions
 grep -Eq '^\{"recipe": "mqar", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+, "peak_rss_mb": [0-9.]+' bench.log ||
   fail "bench line: $(cat bench.log)"
 
