@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch reference of recipes/mqar.cpp's attention model and training loop (embedding + learned positions,
+"""PyTorch reference of recipes/mqar.cpp's attention model and training loop (embedding, + learned positions with
+--positions,
 2 x [LayerNorm, short causal depthwise conv, 1-head causal attention, residual, LayerNorm, GELU MLP x2, residual],
 AdamW wd 0.1 with 10% warm-up and cosine to 0, clip 1), on its own MQAR generator (Zoology's rule, zero fillers).
 It is how the recipe's learning rates and step count were chosen: what this prints for a configuration is what the
@@ -31,6 +32,7 @@ p.add_argument('--ntrain', type=int, default=20000, help='training set size')
 p.add_argument('--conv', type=int, default=3, help='short convolution kernel (0: none)')
 p.add_argument('--mlp', type=int, default=2, help='MLP width over model width (0: none)')
 p.add_argument('--heads', type=int, default=1)
+p.add_argument('--positions', action='store_true', help='learned absolute positions (the recipe\'s --positions)')
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--eval-every', type=int, default=100)
 p.add_argument('--bench', type=int, default=0, help='time this many training steps (after 3 untimed) and print one '
@@ -78,13 +80,15 @@ class LM(nn.Module):
     def __init__(self, d):
         super().__init__()
         self.emb = nn.Embedding(a.V, d)
-        self.pos = nn.Embedding(a.L, d)
+        self.pos = nn.Embedding(a.L, d) if a.positions else None
         self.blocks = nn.ModuleList([Block(d), Block(d)])
         self.n = nn.LayerNorm(d)
         self.head = nn.Linear(d, a.V)
 
     def forward(self, x):
-        h = self.emb(x) + self.pos(torch.arange(x.shape[1]))
+        h = self.emb(x)
+        if self.pos is not None:
+            h = h + self.pos(torch.arange(x.shape[1]))
         for b in self.blocks:
             h = b(h)
         return self.head(self.n(h))
