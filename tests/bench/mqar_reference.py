@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""PyTorch reference of recipes/mqar.cpp's attention model and training loop (embedding, + learned positions with
---positions,
-2 x [LayerNorm, short causal depthwise conv, 1-head causal attention, residual, LayerNorm, GELU MLP x2, residual],
+"""PyTorch reference of recipes/mqar.cpp's attention model and training loop (embedding, learned positions with
+--positions, 2 x [LayerNorm, short causal depthwise conv, 1-head causal attention, residual, LayerNorm, GELU MLP x2,
+residual],
 AdamW wd 0.1 with 10% warm-up and cosine to 0, clip 1), on its own MQAR generator (Zoology's rule, zero fillers).
 It is how the recipe's learning rates and step count were chosen: what this prints for a configuration is what the
 recipe's attention row should show, up to seed-to-seed variation in the step at which recall is learned.
