@@ -371,7 +371,7 @@ Result run_one(tg::recipes::Harness& h, const Config& cfg, const std::string& na
 void print_table(const Config& cfg, const std::vector<Result>& results) {
   std::string header = fmt::format("{:<10} {:>6}", "model", "width");
   for (size_t i = 0; i < cfg.seq_lens.size(); ++i)
-    header += fmt::format(" {:>12}", fmt::format("L{} K{}", cfg.seq_lens[i], cfg.kv_for(i)));
+    header += fmt::format(" {:>14}", fmt::format("L{} K{}", cfg.seq_lens[i], cfg.kv_for(i)));
   fmt::print("\ntest accuracy at the query positions (the best learning rate of {})\n{}\n",
              fmt::join(cfg.lrs, ", "), header);
   for (const auto& m : cfg.models)
@@ -381,8 +381,8 @@ void print_table(const Config& cfg, const std::vector<Result>& results) {
         auto it = std::find_if(results.begin(), results.end(), [&](const Result& r) {
           return r.best && r.model == m && r.width == w && r.seq_len == L;
         });
-        line += it == results.end() ? fmt::format(" {:>12}", "-")
-                                    : fmt::format(" {:>12}", fmt::format("{:.3f} ({:g})", it->accuracy, it->lr));
+        line += it == results.end() ? fmt::format(" {:>14}", "-")
+                                    : fmt::format(" {:>14}", fmt::format("{:.3f} ({:g})", it->accuracy, it->lr));
       }
       fmt::print("{}\n", line);
     }
