@@ -7,6 +7,7 @@
 # usage: char_rnn_smoke.sh PATH/TO/char_rnn WORKDIR
 set -euo pipefail
 bin=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/smoke_lib.sh"  # fail, records, loss_falls, expect_error
 work=$2
 corpus=$(realpath "$(dirname "$0")/../../data/corpora/tinyshakespeare.txt")
 rm -rf "$work"
@@ -14,11 +15,8 @@ mkdir -p "$work"
 cd "$work"
 head -c 60000 "$corpus" > small.txt
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 tiny=(--data small.txt --layers 1 --hidden 48 --embed 16 --batch 8 --seq 32 --lr 1e-2 --warmup 5 --threads 1
       --eval-every 20 --log-every 10 --sample 40)
-# Training records without the fields that depend on the clock.
-records() { sed -E 's/,"tokens_per_s":[^,}]*//; s/,"wall_s":[^,}]*//' "$1"; }
 
 echo "== uninterrupted run"
 "$bin" "${tiny[@]}" --steps 60 --out full --save > full.log
@@ -44,16 +42,6 @@ grep -Eq '^\{"recipe": "char_rnn", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.
   fail "bench line: $(cat bench.log)"
 
 echo "== bad input"
-# expect_error NAME PATTERN ARGS...: a non-zero exit below 128 (not a signal) and PATTERN in stderr.
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  local rc=0
-  "$bin" "$@" > "$name.out" 2> "$name.err" || rc=$?
-  [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "$name: exit code $rc"
-  grep -q -- "$pattern" "$name.err" || fail "$name: stderr lacks '$pattern': $(cat "$name.err")"
-  echo "$name: exit $rc: $(head -1 "$name.err")"
-}
 expect_error missing_data "no such file" "${tiny[@]}" --steps 5 --data does/not/exist.txt
 mkdir -p garbage && cp full/tokenizer.json garbage/ && echo "not a checkpoint" > garbage/ckpt.safetensors
 expect_error garbage_ckpt "garbage/ckpt.safetensors" "${tiny[@]}" --steps 5 --resume garbage

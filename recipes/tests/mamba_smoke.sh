@@ -5,13 +5,13 @@
 # usage: mamba_smoke.sh PATH/TO/mamba WORKDIR
 set -euo pipefail
 bin=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/smoke_lib.sh"  # fail, records, loss_falls, expect_error
 work=$2
 corpus=$(realpath "$(dirname "$0")/../../data/corpora/tinyshakespeare.txt")
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 tiny=(--layers 1 --width 16 --d-state 4 --vocab 8 --tokens 3 --seq 12 --batch 16 --lr 1e-2 --threads 1
       --eval-every 20 --log-every 20)
 loss_of() { grep '"loss"' "$1" | sed -n "$2p" | sed -E 's/.*"loss":([^,}]*).*/\1/'; }

@@ -7,6 +7,7 @@
 # usage: moe_smoke.sh PATH/TO/moe WORKDIR
 set -euo pipefail
 bin=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/smoke_lib.sh"  # fail, records, loss_falls, expect_error
 work=$2
 corpus=$(realpath "$(dirname "$0")/../../data/corpora/tinyshakespeare.txt")
 rm -rf "$work"
@@ -14,10 +15,8 @@ mkdir -p "$work"
 cd "$work"
 head -c 60000 "$corpus" > small.txt
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 tiny=(--data small.txt --layers 2 --d-model 32 --heads 2 --seq 32 --batch 8 --experts 4 --expert-hidden 32
       --moe-every 1 --lr 3e-3 --warmup 5 --threads 1 --eval-every 30 --log-every 20 --sample 40)
-records() { sed -E 's/,"tokens_per_s":[^,}]*//; s/,"wall_s":[^,}]*//' "$1"; }
 field() { grep "\"$2\"" "$1" | "$3" -1 | sed -E "s/.*\"$2\":([^,}]*).*/\1/"; }
 
 echo "== MoE run"
@@ -59,15 +58,6 @@ grep -Eq '^\{"recipe": "moe", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+, "
   fail "bench line: $(cat bench.log)"
 
 echo "== bad input"
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  local rc=0
-  "$bin" "$@" > "$name.out" 2> "$name.err" || rc=$?
-  [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "$name: exit code $rc"
-  grep -q -- "$pattern" "$name.err" || fail "$name: stderr lacks '$pattern': $(cat "$name.err")"
-  echo "$name: exit $rc: $(head -1 "$name.err")"
-}
 expect_error missing_data "no such file" "${tiny[@]}" --steps 5 --data does/not/exist.txt
 expect_error top_k "--top-k" "${tiny[@]}" --steps 5 --top-k 5
 expect_error heads "--heads" "${tiny[@]}" --steps 5 --d-model 30 --heads 4

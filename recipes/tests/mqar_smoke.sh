@@ -7,12 +7,12 @@
 # usage: mqar_smoke.sh PATH/TO/mqar WORKDIR
 set -euo pipefail
 bin=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/smoke_lib.sh"  # fail, records, loss_falls, expect_error
 work=$2
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 models=$("$bin" --help | sed -nE 's/.*known models: ([a-z,]+).*/\1/p')
 [ -n "$models" ] || fail "--help does not list the known models"
 tiny=(--widths 16 --seq-lens 32 --kv-pairs 4 --vocab 64 --train-examples 256 --test-examples 64 --batch 32
@@ -27,11 +27,9 @@ for m in ${models//,/ }; do
   f=out/${m}_d16_L32_lr0.01/metrics.jsonl
   [ -s "$f" ] || fail "$f was not written"
   grep -q '"accuracy"' "$f" || fail "$f has no accuracy record"
-  first=$(grep '"loss"' "$f" | head -1 | sed -E 's/.*"loss":([^,}]*).*/\1/')
-  last=$(grep '"loss"' "$f" | tail -1 | sed -E 's/.*"loss":([^,}]*).*/\1/')
   # Untrained: about ln 64 = 4.16; the values alone (the upper half of the vocabulary) give ln 32 = 3.47.
-  awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }' || fail "$m: the loss did not fall ($first -> $last)"
-  echo "$m: loss $first -> $last"
+  echo -n "$m: "
+  loss_falls "$f" 0.3
   acc=$(/usr/bin/python3 -c "import json; print([r['accuracy'] for r in json.load(open('out/results.json'))['results'] if r['model'] == '$m'][0])")
   grep -Eq "^$m +16 +$(printf '%.3f' "$acc") \(0\.01\)\$" run.log || fail "$m: the table does not show results.json's accuracy $acc"
 done
@@ -68,16 +66,6 @@ grep -Eq '^\{"recipe": "mqar", "tokens_per_s": [0-9.]+, "ms_per_step": [0-9.]+, 
   fail "bench line: $(cat bench.log)"
 
 echo "== bad input"
-# expect_error NAME PATTERN ARGS...: a non-zero exit below 128 (not a signal) and PATTERN in stderr.
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  local rc=0
-  "$bin" "$@" > "$name.out" 2> "$name.err" || rc=$?
-  [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "$name: exit code $rc"
-  grep -q -- "$pattern" "$name.err" || fail "$name: stderr lacks '$pattern': $(cat "$name.err")"
-  echo "$name: exit $rc: $(head -1 "$name.err")"
-}
 expect_error unknown_model "unknown model 'transformer'" "${tiny[@]}" --steps 2 --models lstm,transformer
 expect_error too_short "too short" "${tiny[@]}" --steps 2 --models lstm --seq-lens 12
 expect_error kv_count "--kv-pairs" "${tiny[@]}" --steps 2 --models lstm --seq-lens 32,64 --kv-pairs 2,4,8

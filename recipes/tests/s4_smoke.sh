@@ -5,12 +5,12 @@
 # usage: s4_smoke.sh PATH/TO/s4 WORKDIR
 set -euo pipefail
 bin=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/smoke_lib.sh"  # fail, records, loss_falls, expect_error
 work=$2
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 tiny=(--layers 1 --width 32 --d-state 8 --batch 32 --lr 3e-2 --threads 1 --eval-every 30 --log-every 30)
 mean_loss() { grep '"loss"' "$1" | sed -n "$2" | sed -E 's/.*"loss":([^,}]*).*/\1/' | awk '{ s += $1 } END { print s / NR }'; }
 
@@ -34,15 +34,6 @@ echo "== --bench"
 grep -Eq '^\{"recipe": "s4", "tokens_per_s": [0-9.]+' bench.log || fail "bench line: $(cat bench.log)"
 
 echo "== bad input"
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  local rc=0
-  "$bin" "$@" > "$name.out" 2> "$name.err" || rc=$?
-  [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "$name: exit code $rc"
-  grep -q -- "$pattern" "$name.err" || fail "$name: stderr lacks '$pattern': $(cat "$name.err")"
-  echo "$name: exit $rc: $(head -1 "$name.err")"
-}
 expect_error missing_data "does/not/exist.csv" "${tiny[@]}" --steps 5 --data does/not/exist.csv
 expect_error bad_task "--task" --task mnist
 echo "s4 smoke test passed"
